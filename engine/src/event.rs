@@ -1,0 +1,329 @@
+//! The event contract: validated events of the four kinds the engine ingests.
+//!
+//! Values here are produced only by [`crate::ingest::decode`], so every field
+//! already satisfies the contract documented in README.md and
+//! `engine/event.schema.json`. Strings borrow from the input buffer where the
+//! JSON had no escapes, so decoding allocates little.
+
+use std::borrow::Cow;
+
+use serde_json::{json, Map, Value};
+
+use crate::time::Timestamp;
+
+/// The four event kinds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Web,
+    Email,
+    Transcript,
+    Crm,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::Web, Kind::Email, Kind::Transcript, Kind::Crm];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Web => "web",
+            Kind::Email => "email",
+            Kind::Transcript => "transcript",
+            Kind::Crm => "crm",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == text)
+    }
+}
+
+/// What a visitor did on a web page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum WebAction {
+    View,
+    Download,
+    Register,
+    Qa,
+    Search,
+    Form,
+}
+
+impl WebAction {
+    pub const ALL: [WebAction; 6] = [
+        WebAction::View,
+        WebAction::Download,
+        WebAction::Register,
+        WebAction::Qa,
+        WebAction::Search,
+        WebAction::Form,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            WebAction::View => "view",
+            WebAction::Download => "download",
+            WebAction::Register => "register",
+            WebAction::Qa => "qa",
+            WebAction::Search => "search",
+            WebAction::Form => "form",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<WebAction> {
+        WebAction::ALL.into_iter().find(|a| a.as_str() == text)
+    }
+}
+
+/// Direction of an e-mail as seen from the seller's side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Direction {
+    Inbound,
+    Outbound,
+}
+
+impl Direction {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<Direction> {
+        match text {
+            "inbound" => Some(Direction::Inbound),
+            "outbound" => Some(Direction::Outbound),
+            _ => None,
+        }
+    }
+}
+
+/// Who is speaking in a transcript utterance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SpeakerRole {
+    Customer,
+    Rep,
+}
+
+impl SpeakerRole {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SpeakerRole::Customer => "customer",
+            SpeakerRole::Rep => "rep",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<SpeakerRole> {
+        match text {
+            "customer" => Some(SpeakerRole::Customer),
+            "rep" => Some(SpeakerRole::Rep),
+            _ => None,
+        }
+    }
+}
+
+/// CRM event types.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CrmType {
+    FirstTouch,
+    ContactTitleChanged,
+    ContactLeft,
+    StageChanged,
+    DealWon,
+    DealLost,
+}
+
+impl CrmType {
+    pub const ALL: [CrmType; 6] = [
+        CrmType::FirstTouch,
+        CrmType::ContactTitleChanged,
+        CrmType::ContactLeft,
+        CrmType::StageChanged,
+        CrmType::DealWon,
+        CrmType::DealLost,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            CrmType::FirstTouch => "first_touch",
+            CrmType::ContactTitleChanged => "contact_title_changed",
+            CrmType::ContactLeft => "contact_left",
+            CrmType::StageChanged => "stage_changed",
+            CrmType::DealWon => "deal_won",
+            CrmType::DealLost => "deal_lost",
+        }
+    }
+
+    pub fn parse(text: &str) -> Option<CrmType> {
+        CrmType::ALL.into_iter().find(|t| t.as_str() == text)
+    }
+}
+
+/// The person behind an event, when known.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct Contact<'a> {
+    pub id: Option<Cow<'a, str>>,
+    pub name: Option<Cow<'a, str>>,
+    pub title: Option<Cow<'a, str>>,
+    pub email: Option<Cow<'a, str>>,
+}
+
+impl Contact<'_> {
+    /// The key a contact is known by in the intent graph: its id, else its
+    /// e-mail, else its name.
+    pub fn key(&self) -> Option<&str> {
+        self.id
+            .as_deref()
+            .or(self.email.as_deref())
+            .or(self.name.as_deref())
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct WebEvent<'a> {
+    pub url: Cow<'a, str>,
+    pub title: Option<Cow<'a, str>>,
+    pub dwell_ms: Option<u64>,
+    pub action: Option<WebAction>,
+    pub referrer: Option<Cow<'a, str>>,
+    /// Free numeric attributes, e.g. `video_views`.
+    pub attrs: Vec<(Cow<'a, str>, f64)>,
+    /// Free text such as comments.
+    pub text: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EmailEvent<'a> {
+    pub subject: Option<Cow<'a, str>>,
+    pub body: Option<Cow<'a, str>>,
+    pub direction: Option<Direction>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TranscriptEvent<'a> {
+    pub text: Cow<'a, str>,
+    pub speaker: Option<Cow<'a, str>>,
+    pub speaker_role: Option<SpeakerRole>,
+    pub meeting_id: Option<Cow<'a, str>>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrmEvent<'a> {
+    pub crm_type: CrmType,
+    pub old_title: Option<Cow<'a, str>>,
+    pub new_title: Option<Cow<'a, str>>,
+    pub stage: Option<Cow<'a, str>>,
+    /// Optional industry of the account, as the CRM knows it.
+    pub industry: Option<Cow<'a, str>>,
+}
+
+/// The kind-specific part of an event.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Body<'a> {
+    Web(WebEvent<'a>),
+    Email(EmailEvent<'a>),
+    Transcript(TranscriptEvent<'a>),
+    Crm(CrmEvent<'a>),
+}
+
+/// One validated event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event<'a> {
+    pub id: Cow<'a, str>,
+    pub ts: Timestamp,
+    pub account: Cow<'a, str>,
+    pub contact: Option<Contact<'a>>,
+    pub body: Body<'a>,
+}
+
+impl Event<'_> {
+    pub fn kind(&self) -> Kind {
+        match self.body {
+            Body::Web(_) => Kind::Web,
+            Body::Email(_) => Kind::Email,
+            Body::Transcript(_) => Kind::Transcript,
+            Body::Crm(_) => Kind::Crm,
+        }
+    }
+
+    /// Whether this event is the customer reaching out or engaging: a web
+    /// visit, an inbound e-mail or a customer utterance. Outbound e-mails, rep
+    /// utterances and CRM bookkeeping are not.
+    pub fn is_inbound_customer_activity(&self) -> bool {
+        match &self.body {
+            Body::Web(_) => true,
+            Body::Email(email) => email.direction != Some(Direction::Outbound),
+            Body::Transcript(t) => t.speaker_role != Some(SpeakerRole::Rep),
+            Body::Crm(_) => false,
+        }
+    }
+
+    /// The event in its wire form (the inverse of [`crate::ingest::decode`];
+    /// `ts` is written as integer milliseconds).
+    pub fn to_json(&self) -> Value {
+        let mut out = Map::new();
+        out.insert("id".into(), json!(self.id));
+        out.insert("ts".into(), json!(self.ts.millis()));
+        out.insert("account".into(), json!(self.account));
+        out.insert("kind".into(), json!(self.kind().as_str()));
+        if let Some(contact) = &self.contact {
+            let mut c = Map::new();
+            put_opt(&mut c, "id", &contact.id);
+            put_opt(&mut c, "name", &contact.name);
+            put_opt(&mut c, "title", &contact.title);
+            put_opt(&mut c, "email", &contact.email);
+            out.insert("contact".into(), Value::Object(c));
+        }
+        match &self.body {
+            Body::Web(web) => {
+                out.insert("url".into(), json!(web.url));
+                put_opt(&mut out, "title", &web.title);
+                if let Some(dwell) = web.dwell_ms {
+                    out.insert("dwell_ms".into(), json!(dwell));
+                }
+                if let Some(action) = web.action {
+                    out.insert("action".into(), json!(action.as_str()));
+                }
+                put_opt(&mut out, "referrer", &web.referrer);
+                if !web.attrs.is_empty() {
+                    let attrs: Map<String, Value> = web
+                        .attrs
+                        .iter()
+                        .map(|(k, v)| (k.to_string(), json!(v)))
+                        .collect();
+                    out.insert("attrs".into(), Value::Object(attrs));
+                }
+                put_opt(&mut out, "text", &web.text);
+            }
+            Body::Email(email) => {
+                put_opt(&mut out, "subject", &email.subject);
+                put_opt(&mut out, "body", &email.body);
+                if let Some(direction) = email.direction {
+                    out.insert("direction".into(), json!(direction.as_str()));
+                }
+            }
+            Body::Transcript(t) => {
+                out.insert("text".into(), json!(t.text));
+                put_opt(&mut out, "speaker", &t.speaker);
+                if let Some(role) = t.speaker_role {
+                    out.insert("speaker_role".into(), json!(role.as_str()));
+                }
+                put_opt(&mut out, "meeting_id", &t.meeting_id);
+            }
+            Body::Crm(crm) => {
+                out.insert("type".into(), json!(crm.crm_type.as_str()));
+                put_opt(&mut out, "old_title", &crm.old_title);
+                put_opt(&mut out, "new_title", &crm.new_title);
+                put_opt(&mut out, "stage", &crm.stage);
+                put_opt(&mut out, "industry", &crm.industry);
+            }
+        }
+        Value::Object(out)
+    }
+}
+
+fn put_opt(map: &mut Map<String, Value>, key: &str, value: &Option<Cow<'_, str>>) {
+    if let Some(v) = value {
+        map.insert(key.into(), json!(v));
+    }
+}

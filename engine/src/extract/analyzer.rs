@@ -1,0 +1,404 @@
+//! The text analyzer shared by the phrase matcher, open-topic extraction and
+//! (later) the evidence index: tokenize Unicode text, lowercase, drop
+//! stopwords, stem with Snowball, fold stems to a prefix, and segment Chinese.
+//!
+//! Two views of the same text are produced:
+//! - [`View::Match`]: Chinese runs become one token per character, so a
+//!   Chinese phrase matches wherever its characters appear in sequence,
+//!   whatever the word segmenter would have done with the surrounding text;
+//! - [`View::Words`]: Chinese runs are segmented into words by jieba, for topics.
+//!
+//! Latin-script tokens are treated the same in both views. Stemming goes
+//! through a per-thread cache, because Snowball costs far more than a hash
+//! lookup and the working vocabulary is small.
+
+use std::cell::RefCell;
+use std::sync::{Arc, OnceLock};
+
+use jieba_rs::Jieba;
+use rust_stemmers::{Algorithm, Stemmer};
+use rustc_hash::{FxHashMap, FxHashSet};
+
+use super::stopwords;
+
+/// Stemming languages that can be named in signal-defs.
+pub const LANGUAGES: &[(&str, Algorithm)] = &[
+    ("arabic", Algorithm::Arabic),
+    ("danish", Algorithm::Danish),
+    ("dutch", Algorithm::Dutch),
+    ("english", Algorithm::English),
+    ("finnish", Algorithm::Finnish),
+    ("french", Algorithm::French),
+    ("german", Algorithm::German),
+    ("greek", Algorithm::Greek),
+    ("hungarian", Algorithm::Hungarian),
+    ("italian", Algorithm::Italian),
+    ("norwegian", Algorithm::Norwegian),
+    ("portuguese", Algorithm::Portuguese),
+    ("romanian", Algorithm::Romanian),
+    ("russian", Algorithm::Russian),
+    ("spanish", Algorithm::Spanish),
+    ("swedish", Algorithm::Swedish),
+    ("tamil", Algorithm::Tamil),
+    ("turkish", Algorithm::Turkish),
+];
+
+/// Which view of the text to produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum View {
+    /// Chinese as single characters; for phrase matching.
+    Match,
+    /// Chinese as segmented words; for topics and search.
+    Words,
+}
+
+/// What kind of characters a token is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Script {
+    Latin,
+    Han,
+}
+
+/// One analysed token: its normalised key in [`Analyzed::keys`] and the byte
+/// range of the original text it came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Token {
+    pub key_start: u32,
+    pub key_end: u32,
+    pub start: u32,
+    pub end: u32,
+    pub script: Script,
+}
+
+/// A reusable buffer of analysed tokens. Keys are stored one after another in
+/// `keys`, separated by single spaces and with a space before the first and
+/// after the last, which is exactly the haystack the phrase matcher needs.
+#[derive(Debug, Default, Clone)]
+pub struct Analyzed {
+    pub keys: String,
+    pub tokens: Vec<Token>,
+}
+
+impl Analyzed {
+    pub fn clear(&mut self) {
+        self.keys.clear();
+        self.tokens.clear();
+    }
+
+    pub fn key(&self, token: &Token) -> &str {
+        &self.keys[token.key_start as usize..token.key_end as usize]
+    }
+
+    pub fn iter_keys(&self) -> impl Iterator<Item = &str> {
+        self.tokens.iter().map(|t| self.key(t))
+    }
+
+    fn push(&mut self, key: &str, start: usize, end: usize, script: Script) {
+        if self.keys.is_empty() {
+            self.keys.push(' ');
+        }
+        let key_start = self.keys.len() as u32;
+        self.keys.push_str(key);
+        let key_end = self.keys.len() as u32;
+        self.keys.push(' ');
+        self.tokens.push(Token {
+            key_start,
+            key_end,
+            start: start as u32,
+            end: end as u32,
+            script,
+        });
+    }
+}
+
+/// The analyzer configuration compiled from signal-defs.
+#[derive(Clone)]
+pub struct Analyzer {
+    language: &'static str,
+    algorithm: Algorithm,
+    /// Maximum characters of a stem kept (0 = keep all). Folding to a prefix
+    /// makes inflections that Snowball leaves apart meet ("diagnosing" →
+    /// `diagnos`, "diagnostics" → `diagnost` → `diagnos`).
+    prefix_fold: usize,
+    stopwords: Arc<FxHashSet<&'static str>>,
+    zh_stopwords: Arc<FxHashSet<&'static str>>,
+    language_idx: usize,
+}
+
+impl std::fmt::Debug for Analyzer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Analyzer")
+            .field("language", &self.language)
+            .field("prefix_fold", &self.prefix_fold)
+            .finish()
+    }
+}
+
+/// Entries the per-thread stem cache holds before it is cleared.
+const STEM_CACHE_CAPACITY: usize = 200_000;
+
+thread_local! {
+    /// Per-thread, per-language caches of lowercase word → Snowball stem.
+    static STEM_CACHE: RefCell<Vec<FxHashMap<Box<str>, Box<str>>>> =
+        RefCell::new(vec![FxHashMap::default(); LANGUAGES.len()]);
+    static STEMMERS: RefCell<Vec<Option<Stemmer>>> =
+        RefCell::new((0..LANGUAGES.len()).map(|_| None).collect());
+}
+
+/// The jieba dictionary is large; load it once per process.
+fn jieba() -> &'static Jieba {
+    static JIEBA: OnceLock<Jieba> = OnceLock::new();
+    JIEBA.get_or_init(Jieba::new)
+}
+
+impl Default for Analyzer {
+    fn default() -> Self {
+        Analyzer::new("english", 7).expect("english is a known language")
+    }
+}
+
+impl Analyzer {
+    /// An analyzer for a Snowball language (see [`LANGUAGES`]); `None` for an
+    /// unknown language name.
+    pub fn new(language: &str, prefix_fold: usize) -> Option<Analyzer> {
+        let language_idx = LANGUAGES.iter().position(|(name, _)| *name == language)?;
+        let (name, algorithm) = LANGUAGES[language_idx];
+        let stopwords: FxHashSet<&'static str> = if algorithm == Algorithm::English {
+            stopwords::ENGLISH.iter().copied().collect()
+        } else {
+            FxHashSet::default()
+        };
+        Some(Analyzer {
+            language: name,
+            algorithm,
+            prefix_fold,
+            stopwords: Arc::new(stopwords),
+            zh_stopwords: Arc::new(stopwords::CHINESE.iter().copied().collect()),
+            language_idx,
+        })
+    }
+
+    pub fn language(&self) -> &'static str {
+        self.language
+    }
+
+    pub fn prefix_fold(&self) -> usize {
+        self.prefix_fold
+    }
+
+    /// Warms up lazily loaded resources (the jieba dictionary).
+    pub fn warm_up(&self) {
+        let _ = jieba();
+    }
+
+    /// Analyses `text` into `out` (cleared first).
+    pub fn analyze(&self, text: &str, view: View, out: &mut Analyzed) {
+        out.clear();
+        self.analyze_append(text, view, out);
+    }
+
+    /// Analyses `text` and appends its tokens to `out`.
+    pub fn analyze_append(&self, text: &str, view: View, out: &mut Analyzed) {
+        let mut lower = String::new();
+        let bytes = text.as_bytes();
+        let mut pos = 0;
+        while pos < bytes.len() {
+            let ch = next_char(text, pos);
+            let width = ch.len_utf8();
+            if is_han(ch) {
+                let start = pos;
+                let mut end = pos + width;
+                while end < bytes.len() {
+                    let c = next_char(text, end);
+                    if !is_han(c) {
+                        break;
+                    }
+                    end += c.len_utf8();
+                }
+                self.han_run(text, start, end, view, out);
+                pos = end;
+            } else if ch.is_alphanumeric() {
+                let start = pos;
+                let mut end = pos + width;
+                let mut ascii = ch.is_ascii();
+                while end < bytes.len() {
+                    let c = next_char(text, end);
+                    if is_han(c) || !c.is_alphanumeric() {
+                        break;
+                    }
+                    ascii &= c.is_ascii();
+                    end += c.len_utf8();
+                }
+                let word = &text[start..end];
+                lower.clear();
+                if ascii {
+                    lower.push_str(word);
+                    lower.make_ascii_lowercase();
+                } else {
+                    lower.extend(word.chars().flat_map(char::to_lowercase));
+                }
+                self.latin_word(&lower, start, end, out);
+                pos = end;
+            } else {
+                pos += width;
+            }
+        }
+    }
+
+    fn latin_word(&self, lower: &str, start: usize, end: usize, out: &mut Analyzed) {
+        if self.stopwords.contains(lower) {
+            return;
+        }
+        let prefix_fold = self.prefix_fold;
+        self.with_stem(lower, |stem| {
+            let key = fold(stem, prefix_fold);
+            out.push(key, start, end, Script::Latin);
+        });
+    }
+
+    fn han_run(&self, text: &str, start: usize, end: usize, view: View, out: &mut Analyzed) {
+        let run = &text[start..end];
+        match view {
+            View::Match => {
+                for (offset, ch) in run.char_indices() {
+                    let mut buf = [0u8; 4];
+                    let s = ch.encode_utf8(&mut buf);
+                    let at = start + offset;
+                    out.push(s, at, at + ch.len_utf8(), Script::Han);
+                }
+            }
+            View::Words => {
+                let mut at = start;
+                for word in jieba().cut(run, false) {
+                    let word_start = at;
+                    at += word.len();
+                    if self.zh_stopwords.contains(word) {
+                        continue;
+                    }
+                    out.push(word, word_start, at, Script::Han);
+                }
+            }
+        }
+    }
+
+    /// Stems one lowercase word through the per-thread cache.
+    fn with_stem<R>(&self, lower: &str, f: impl FnOnce(&str) -> R) -> R {
+        STEM_CACHE.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            let map = &mut cache[self.language_idx];
+            if let Some(stem) = map.get(lower) {
+                return f(stem);
+            }
+            let stem: Box<str> = self.stem_uncached(lower).into();
+            if map.len() >= STEM_CACHE_CAPACITY {
+                map.clear();
+            }
+            let result = f(&stem);
+            map.insert(lower.into(), stem);
+            result
+        })
+    }
+
+    /// The Snowball stem of one lowercase word, without cache or folding.
+    pub fn stem_uncached(&self, lower: &str) -> String {
+        STEMMERS.with(|stemmers| {
+            let mut stemmers = stemmers.borrow_mut();
+            let stemmer =
+                stemmers[self.language_idx].get_or_insert_with(|| Stemmer::create(self.algorithm));
+            stemmer.stem(lower).into_owned()
+        })
+    }
+}
+
+/// Keeps at most `max_chars` characters of a stem (0 = all).
+fn fold(stem: &str, max_chars: usize) -> &str {
+    if max_chars == 0 || stem.len() <= max_chars {
+        return stem;
+    }
+    match stem.char_indices().nth(max_chars) {
+        Some((idx, _)) => &stem[..idx],
+        None => stem,
+    }
+}
+
+#[inline]
+fn next_char(text: &str, pos: usize) -> char {
+    // `pos` is always on a char boundary.
+    text[pos..].chars().next().unwrap_or('\u{FFFD}')
+}
+
+/// CJK ideographs (Han script), the ranges jieba segments.
+#[inline]
+pub fn is_han(ch: char) -> bool {
+    matches!(ch as u32,
+        0x3400..=0x4DBF | 0x4E00..=0x9FFF | 0xF900..=0xFAFF | 0x20000..=0x2A6DF | 0x2A700..=0x2EBEF | 0x30000..=0x3134F)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn keys(text: &str, view: View) -> Vec<String> {
+        let mut out = Analyzed::default();
+        Analyzer::default().analyze(text, view, &mut out);
+        out.iter_keys().map(str::to_string).collect()
+    }
+
+    #[test]
+    fn english_is_lowercased_stemmed_folded_and_stopworded() {
+        assert_eq!(keys("Remote-Diagnosing", View::Match), ["remot", "diagnos"]);
+        assert_eq!(
+            keys("remote diagnostics", View::Match),
+            ["remot", "diagnos"]
+        );
+        assert_eq!(
+            keys("The budget has been APPROVED!", View::Match),
+            ["budget", "approv"]
+        );
+        assert_eq!(
+            keys("budget is not approved", View::Match),
+            ["budget", "not", "approv"]
+        );
+    }
+
+    #[test]
+    fn chinese_is_per_character_for_matching_and_segmented_for_words() {
+        assert_eq!(keys("远程诊断", View::Match), ["远", "程", "诊", "断"]);
+        let words = keys("基层医院设备远程诊断支持方案", View::Words);
+        assert!(
+            words.contains(&"诊断".to_string()) || words.contains(&"远程诊断".to_string()),
+            "{words:?}"
+        );
+        assert!(!keys("我们的预算", View::Words).contains(&"的".to_string()));
+    }
+
+    #[test]
+    fn mixed_text_keeps_offsets_into_the_original() {
+        let text = "Need 远程诊断 for CT-scanners";
+        let mut out = Analyzed::default();
+        Analyzer::default().analyze(text, View::Match, &mut out);
+        let originals: Vec<&str> = out
+            .tokens
+            .iter()
+            .map(|t| &text[t.start as usize..t.end as usize])
+            .collect();
+        assert_eq!(
+            originals,
+            ["Need", "远", "程", "诊", "断", "CT", "scanners"]
+        );
+        assert_eq!(out.keys, " need 远 程 诊 断 ct scanner ");
+    }
+
+    #[test]
+    fn folding_respects_char_boundaries() {
+        assert_eq!(fold("diagnost", 7), "diagnos");
+        assert_eq!(fold("ünïcödéé", 3), "ünï");
+        assert_eq!(fold("short", 0), "short");
+    }
+
+    #[test]
+    fn unknown_language_is_refused() {
+        assert!(Analyzer::new("klingon", 7).is_none());
+        assert_eq!(Analyzer::new("german", 0).unwrap().language(), "german");
+    }
+}

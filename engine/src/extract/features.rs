@@ -1,0 +1,344 @@
+//! From a validated [`Event`] to an [`Observation`]: run the analyzer and the
+//! phrase matcher over each text field, evaluate every signal's condition, and
+//! pick open keywords. This is the only stage that looks at text.
+
+use std::sync::Arc;
+
+use super::analyzer::{Analyzed, View};
+use super::keywords::DocFreq;
+use super::matcher::{LibraryIdx, MatchScratch, PhraseHit};
+use crate::event::{Body, CrmType, Direction, Event, Kind, SpeakerRole};
+use crate::signal_defs::{
+    action_bit, crm_bit, kind_bit, Condition, FieldSet, SignalIdx, SignalSet,
+};
+use crate::time::Timestamp;
+
+/// Open keywords taken from each e-mail or transcript.
+pub const OPEN_KEYWORDS_PER_DOC: usize = 5;
+/// Matched phrases kept per signal hit.
+const MAX_KEYWORDS_PER_HIT: usize = 8;
+
+/// A signal the event is an occurrence of, with the phrases that made it so.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignalHit {
+    pub signal: SignalIdx,
+    pub keywords: Vec<Arc<str>>,
+}
+
+/// A phrase of a library found in the event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LibraryHit {
+    pub library: LibraryIdx,
+    pub phrase: Arc<str>,
+}
+
+/// An open keyword raised by the event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicObs {
+    pub key: Box<str>,
+    pub display: Box<str>,
+    pub weight: f32,
+}
+
+/// What the event says about its contact.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContactObs {
+    pub key: Box<str>,
+    pub name: Option<Box<str>>,
+    pub title: Option<Box<str>>,
+    pub is_decision_role: bool,
+}
+
+/// The CRM part of an observation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CrmObs {
+    pub crm_type: CrmType,
+    pub old_title: Option<Box<str>>,
+    pub new_title: Option<Box<str>>,
+    pub old_title_decision: bool,
+    pub new_title_decision: bool,
+    pub industry: Option<Box<str>>,
+    pub stage: Option<Box<str>>,
+}
+
+/// Everything the intent graph and the rules need from one event, owned and
+/// independent of the input buffer (the pipeline keeps recent observations
+/// to re-apply them when an earlier event arrives late).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Observation {
+    /// Arrival order, the tie-break between events with the same time.
+    pub seq: u64,
+    pub id: Box<str>,
+    pub ts: Timestamp,
+    pub kind: Kind,
+    /// A web visit, an inbound e-mail or a customer utterance.
+    pub inbound: bool,
+    pub contact: Option<ContactObs>,
+    pub signals: Vec<SignalHit>,
+    pub phrases: Vec<LibraryHit>,
+    pub topics: Vec<TopicObs>,
+    pub attrs: Vec<(Box<str>, f64)>,
+    pub crm: Option<CrmObs>,
+}
+
+/// Reusable buffers for extraction, plus the running document frequencies.
+#[derive(Default)]
+pub struct Extractor {
+    analyzed: Analyzed,
+    words: Analyzed,
+    scratch: MatchScratch,
+    hits: Vec<PhraseHit>,
+    /// Phrase hits of this event: (library, field, phrase index).
+    field_hits: Vec<(LibraryIdx, FieldSet, u32)>,
+    pub doc_freq: DocFreq,
+}
+
+impl Extractor {
+    pub fn new() -> Extractor {
+        Extractor::default()
+    }
+
+    /// Extracts the observation of one event.
+    pub fn extract(&mut self, defs: &SignalSet, event: &Event<'_>, seq: u64) -> Observation {
+        self.field_hits.clear();
+        let mut topics = Vec::new();
+        let mut attrs = Vec::new();
+        let mut crm = None;
+        match &event.body {
+            Body::Web(web) => {
+                if let Some(title) = &web.title {
+                    self.match_field(defs, title, FieldSet::TITLE);
+                }
+                if let Some(text) = &web.text {
+                    self.match_field(defs, text, FieldSet::TEXT);
+                }
+                attrs = web
+                    .attrs
+                    .iter()
+                    .map(|(k, v)| (Box::from(k.as_ref()), *v))
+                    .collect();
+            }
+            Body::Email(email) => {
+                if let Some(subject) = &email.subject {
+                    self.match_field(defs, subject, FieldSet::SUBJECT);
+                }
+                if let Some(body) = &email.body {
+                    self.match_field(defs, body, FieldSet::BODY);
+                }
+                let mut doc = String::new();
+                for part in [&email.subject, &email.body].into_iter().flatten() {
+                    doc.push_str(part);
+                    doc.push('\n');
+                }
+                topics = self.open_keywords(defs, &doc);
+            }
+            Body::Transcript(t) => {
+                self.match_field(defs, &t.text, FieldSet::TEXT);
+                topics = self.open_keywords(defs, &t.text);
+            }
+            Body::Crm(c) => {
+                crm = Some(CrmObs {
+                    crm_type: c.crm_type,
+                    old_title_decision: c
+                        .old_title
+                        .as_deref()
+                        .is_some_and(|t| self.is_decision_role(defs, t)),
+                    new_title_decision: c
+                        .new_title
+                        .as_deref()
+                        .is_some_and(|t| self.is_decision_role(defs, t)),
+                    old_title: c.old_title.as_deref().map(Box::from),
+                    new_title: c.new_title.as_deref().map(Box::from),
+                    industry: c.industry.as_deref().map(Box::from),
+                    stage: c.stage.as_deref().map(Box::from),
+                });
+            }
+        }
+        let contact = event.contact.as_ref().and_then(|c| {
+            let key = c.key()?;
+            let title = match (&crm, &c.title) {
+                // A title change event carries the new title.
+                (
+                    Some(CrmObs {
+                        crm_type: CrmType::ContactTitleChanged,
+                        new_title: Some(t),
+                        ..
+                    }),
+                    _,
+                ) => Some(t.clone()),
+                (_, Some(t)) => Some(Box::from(t.as_ref())),
+                _ => None,
+            };
+            Some(ContactObs {
+                key: key.into(),
+                name: c.name.as_deref().map(Box::from),
+                is_decision_role: title
+                    .as_deref()
+                    .is_some_and(|t| self.is_decision_role(defs, t)),
+                title,
+            })
+        });
+
+        let mut signals = Vec::new();
+        for (idx, signal) in defs.signals.iter().enumerate() {
+            if let Some(keywords) =
+                self.condition_holds(defs, &signal.when, event, contact.as_ref())
+            {
+                signals.push(SignalHit {
+                    signal: idx as SignalIdx,
+                    keywords,
+                });
+            }
+        }
+        let mut phrases: Vec<LibraryHit> = Vec::new();
+        for (library, _, phrase) in &self.field_hits {
+            let text = &defs.matcher.phrase(*phrase).text;
+            if !phrases
+                .iter()
+                .any(|p| p.library == *library && Arc::ptr_eq(&p.phrase, text))
+            {
+                phrases.push(LibraryHit {
+                    library: *library,
+                    phrase: text.clone(),
+                });
+            }
+        }
+        Observation {
+            seq,
+            id: event.id.as_ref().into(),
+            ts: event.ts,
+            kind: event.kind(),
+            inbound: event.is_inbound_customer_activity(),
+            contact,
+            signals,
+            phrases,
+            topics,
+            attrs,
+            crm,
+        }
+    }
+
+    fn match_field(&mut self, defs: &SignalSet, text: &str, field: FieldSet) {
+        defs.analyzer.analyze(text, View::Match, &mut self.analyzed);
+        self.hits.clear();
+        defs.matcher
+            .find(&self.analyzed, &mut self.scratch, &mut self.hits);
+        for hit in &self.hits {
+            let library = defs.matcher.phrase(hit.phrase).library;
+            self.field_hits.push((library, field, hit.phrase));
+        }
+    }
+
+    fn titles_match(&mut self, defs: &SignalSet, title: &str, libraries: &[LibraryIdx]) -> bool {
+        defs.analyzer
+            .analyze(title, View::Match, &mut self.analyzed);
+        self.hits.clear();
+        defs.matcher
+            .find(&self.analyzed, &mut self.scratch, &mut self.hits);
+        self.hits
+            .iter()
+            .any(|h| libraries.contains(&defs.matcher.phrase(h.phrase).library))
+    }
+
+    fn is_decision_role(&mut self, defs: &SignalSet, title: &str) -> bool {
+        match defs.decision_roles {
+            Some(library) => self.titles_match(defs, title, &[library]),
+            None => false,
+        }
+    }
+
+    fn open_keywords(&mut self, defs: &SignalSet, text: &str) -> Vec<TopicObs> {
+        defs.analyzer.analyze(text, View::Words, &mut self.words);
+        self.doc_freq
+            .observe_top(text, &self.words, OPEN_KEYWORDS_PER_DOC)
+            .into_iter()
+            .map(|k| TopicObs {
+                key: k.key,
+                display: k.display,
+                weight: k.score,
+            })
+            .collect()
+    }
+
+    /// `Some(matched keywords)` when the event satisfies the condition.
+    fn condition_holds(
+        &mut self,
+        defs: &SignalSet,
+        when: &Condition,
+        event: &Event<'_>,
+        contact: Option<&ContactObs>,
+    ) -> Option<Vec<Arc<str>>> {
+        if !when.kinds.has(kind_bit(event.kind())) {
+            return None;
+        }
+        match &event.body {
+            Body::Web(web) => {
+                if let Some(re) = &when.url {
+                    if !re.is_match(&web.url) {
+                        return None;
+                    }
+                }
+                if let Some(re) = &when.title {
+                    if !web.title.as_deref().is_some_and(|t| re.is_match(t)) {
+                        return None;
+                    }
+                }
+                if let Some(actions) = when.actions {
+                    if !web.action.is_some_and(|a| actions.has(action_bit(a))) {
+                        return None;
+                    }
+                }
+                if let Some(min) = when.min_dwell_ms {
+                    if web.dwell_ms.unwrap_or(0) < min {
+                        return None;
+                    }
+                }
+            }
+            Body::Email(email) => {
+                if let Some(direction) = when.direction {
+                    if email.direction.unwrap_or(Direction::Inbound) != direction {
+                        return None;
+                    }
+                }
+            }
+            Body::Transcript(t) => {
+                if let Some(role) = when.speaker_role {
+                    if t.speaker_role.unwrap_or(SpeakerRole::Customer) != role {
+                        return None;
+                    }
+                }
+            }
+            Body::Crm(c) => {
+                if let Some(types) = when.crm_types {
+                    if !types.has(crm_bit(c.crm_type)) {
+                        return None;
+                    }
+                }
+            }
+        }
+        if !when.contact_title.is_empty() {
+            let title = contact.and_then(|c| c.title.as_deref());
+            let libraries = when.contact_title.clone();
+            if !title.is_some_and(|t| self.titles_match(defs, t, &libraries)) {
+                return None;
+            }
+        }
+        let mut keywords: Vec<Arc<str>> = Vec::new();
+        if !when.libraries.is_empty() {
+            for (library, field, phrase) in &self.field_hits {
+                if when.libraries.contains(library) && when.fields.contains(*field) {
+                    let text = &defs.matcher.phrase(*phrase).text;
+                    if keywords.len() < MAX_KEYWORDS_PER_HIT
+                        && !keywords.iter().any(|k| Arc::ptr_eq(k, text))
+                    {
+                        keywords.push(text.clone());
+                    }
+                }
+            }
+            if keywords.is_empty() {
+                return None;
+            }
+        }
+        Some(keywords)
+    }
+}

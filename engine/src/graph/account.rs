@@ -1,0 +1,413 @@
+//! One account's node of the intent graph: its contacts (with roles and title
+//! history), open topics, signal instances with evidence, and the rule state
+//! that triggers need. [`AccountCore::apply`] folds one observation in.
+//!
+//! Every list here is capped, and decayed entries are pruned, so an account's
+//! memory stays bounded however many events it receives.
+
+use std::sync::Arc;
+
+use crate::decay::Decayed;
+use crate::event::{CrmType, Kind};
+use crate::extract::Observation;
+use crate::signal_defs::{RuleIdx, SignalIdx, SignalSet};
+
+/// Contacts kept per account (least recently seen are evicted).
+pub const MAX_CONTACTS: usize = 16;
+/// Earlier titles kept per contact.
+pub const MAX_TITLE_HISTORY: usize = 4;
+/// Open topics kept per account (weakest are evicted).
+pub const MAX_TOPICS: usize = 24;
+/// Evidence events kept per signal (oldest are dropped).
+pub const MAX_EVIDENCE: usize = 8;
+/// Matched phrases kept per signal.
+pub const MAX_KEYWORDS: usize = 8;
+/// Occurrence times kept per signal for windowed rules.
+pub const MAX_OCCURRENCES: usize = 64;
+/// Below this decayed value (in occurrences) a signal no longer counts.
+pub const PRUNE_BELOW: f64 = 1e-3;
+
+/// A person at the account.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContactState {
+    pub key: Box<str>,
+    pub name: Option<Box<str>>,
+    pub title: Option<Box<str>>,
+    pub is_decision_role: bool,
+    pub left: bool,
+    /// Earlier titles with the time they were replaced, oldest first.
+    pub title_history: Vec<(i64, Box<str>)>,
+    pub last_seen: i64,
+}
+
+/// An open topic raised by the account's e-mails and calls.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TopicState {
+    pub key: Box<str>,
+    pub display: Box<str>,
+    pub weight: Decayed,
+}
+
+/// The instances of one signal at this account.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignalState {
+    pub signal: SignalIdx,
+    /// Decayed count of occurrences.
+    pub value: Decayed,
+    /// Times and kinds of recent occurrences, ascending, for windowed rules.
+    pub occurrences: Vec<(i64, Kind)>,
+    /// Most recent evidence events: (event id, time).
+    pub evidence: Vec<(Box<str>, i64)>,
+    pub keywords: Vec<Arc<str>>,
+    pub total: u32,
+    pub last_ts: i64,
+}
+
+/// Per-rule trigger state.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RuleState {
+    pub rule: RuleIdx,
+    pub last_fired: Option<i64>,
+    pub silence: Option<SilenceState>,
+}
+
+/// A running silence timer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SilenceState {
+    pub start_ts: i64,
+    pub deadline: i64,
+    pub start_event: Box<str>,
+    pub contact: Option<Box<str>>,
+    /// Broken by inbound activity, or already fired.
+    pub done: bool,
+}
+
+/// A contact's title or presence changed with this observation.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ContactChange {
+    pub contact: Box<str>,
+    pub old_title: Option<Box<str>>,
+    pub new_title: Option<Box<str>>,
+    pub was_decision_role: bool,
+    pub is_decision_role: bool,
+    pub left: bool,
+}
+
+/// The state of one account.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AccountCore {
+    pub contacts: Vec<ContactState>,
+    pub topics: Vec<TopicState>,
+    pub signals: Vec<SignalState>,
+    /// Phrase hits per industry, the account's inferred industry.
+    pub industry_votes: Vec<(Arc<str>, u32)>,
+    /// The industry as the CRM states it, which wins over inference.
+    pub industry: Option<Box<str>>,
+    pub stage: Option<Box<str>>,
+    pub rules: Vec<RuleState>,
+    pub first_ts: i64,
+    pub last_ts: i64,
+    pub n_events: u32,
+}
+
+impl AccountCore {
+    pub fn signal(&self, signal: SignalIdx) -> Option<&SignalState> {
+        self.signals.iter().find(|s| s.signal == signal)
+    }
+
+    pub fn rule_state(&mut self, rule: RuleIdx) -> &mut RuleState {
+        match self.rules.iter().position(|r| r.rule == rule) {
+            Some(idx) => &mut self.rules[idx],
+            None => {
+                self.rules.push(RuleState {
+                    rule,
+                    last_fired: None,
+                    silence: None,
+                });
+                self.rules.last_mut().expect("just pushed")
+            }
+        }
+    }
+
+    pub fn contact(&self, key: &str) -> Option<&ContactState> {
+        self.contacts.iter().find(|c| &*c.key == key)
+    }
+
+    /// The account's industry: the CRM's word, else the industry whose
+    /// phrases it used most (ties go to the first seen).
+    pub fn industry(&self) -> Option<&str> {
+        if let Some(industry) = &self.industry {
+            return Some(industry);
+        }
+        let mut best: Option<&(Arc<str>, u32)> = None;
+        for vote in &self.industry_votes {
+            if best.is_none_or(|b| vote.1 > b.1) {
+                best = Some(vote);
+            }
+        }
+        best.map(|(name, _)| &**name)
+    }
+
+    /// Folds one observation into the account; returns the contact change
+    /// it carries, if any.
+    pub fn apply(&mut self, defs: &SignalSet, obs: &Observation) -> Option<ContactChange> {
+        let ts = obs.ts.millis();
+        if self.n_events == 0 || ts < self.first_ts {
+            self.first_ts = ts;
+        }
+        self.last_ts = self.last_ts.max(ts);
+        self.n_events = self.n_events.saturating_add(1);
+
+        let change = self.apply_contact(obs);
+
+        if let Some(crm) = &obs.crm {
+            if let Some(industry) = &crm.industry {
+                self.industry = Some(industry.clone());
+            }
+            if let Some(stage) = &crm.stage {
+                self.stage = Some(stage.clone());
+            }
+        }
+
+        for hit in &obs.signals {
+            let def = &defs.signals[hit.signal as usize];
+            let state = match self.signals.iter().position(|s| s.signal == hit.signal) {
+                Some(idx) => &mut self.signals[idx],
+                None => {
+                    self.signals.push(SignalState {
+                        signal: hit.signal,
+                        value: Decayed::default(),
+                        occurrences: Vec::new(),
+                        evidence: Vec::new(),
+                        keywords: Vec::new(),
+                        total: 0,
+                        last_ts: ts,
+                    });
+                    self.signals.last_mut().expect("just pushed")
+                }
+            };
+            state.value.add(ts, 1.0, def.half_life_ms);
+            state.total = state.total.saturating_add(1);
+            state.last_ts = state.last_ts.max(ts);
+            if def.retain_ms > 0 {
+                let at = state.occurrences.partition_point(|(t, _)| *t <= ts);
+                state.occurrences.insert(at, (ts, obs.kind));
+                let horizon = state.last_ts - def.retain_ms;
+                let stale = state.occurrences.partition_point(|(t, _)| *t <= horizon);
+                let excess = state.occurrences.len().saturating_sub(MAX_OCCURRENCES);
+                state.occurrences.drain(..stale.max(excess));
+            }
+            let at = state.evidence.partition_point(|(_, t)| *t <= ts);
+            state.evidence.insert(at, (obs.id.clone(), ts));
+            if state.evidence.len() > MAX_EVIDENCE {
+                state.evidence.remove(0);
+            }
+            for keyword in &hit.keywords {
+                if !state.keywords.iter().any(|k| k == keyword) {
+                    if state.keywords.len() >= MAX_KEYWORDS {
+                        state.keywords.remove(0);
+                    }
+                    state.keywords.push(keyword.clone());
+                }
+            }
+        }
+
+        for phrase in &obs.phrases {
+            if let Some(industry) = &defs.libraries[phrase.library as usize].industry {
+                match self
+                    .industry_votes
+                    .iter_mut()
+                    .find(|(name, _)| name == industry)
+                {
+                    Some(vote) => vote.1 = vote.1.saturating_add(1),
+                    None => self.industry_votes.push((industry.clone(), 1)),
+                }
+            }
+        }
+
+        let topic_half_life = defs.score.topic_half_life_ms;
+        for topic in &obs.topics {
+            match self.topics.iter_mut().find(|t| t.key == topic.key) {
+                Some(existing) => existing
+                    .weight
+                    .add(ts, topic.weight as f64, topic_half_life),
+                None => {
+                    if self.topics.len() >= MAX_TOPICS {
+                        let weakest = self
+                            .topics
+                            .iter()
+                            .enumerate()
+                            .min_by(|a, b| {
+                                a.1.weight
+                                    .value_at(ts, topic_half_life)
+                                    .total_cmp(&b.1.weight.value_at(ts, topic_half_life))
+                                    .then_with(|| b.1.key.cmp(&a.1.key))
+                            })
+                            .map(|(i, _)| i)
+                            .expect("topics is full, so not empty");
+                        self.topics.swap_remove(weakest);
+                    }
+                    self.topics.push(TopicState {
+                        key: topic.key.clone(),
+                        display: topic.display.clone(),
+                        weight: Decayed::new(topic.weight as f64, ts),
+                    });
+                }
+            }
+        }
+        change
+    }
+
+    fn apply_contact(&mut self, obs: &Observation) -> Option<ContactChange> {
+        let ts = obs.ts.millis();
+        let observed = obs.contact.as_ref()?;
+        let idx = match self.contacts.iter().position(|c| c.key == observed.key) {
+            Some(idx) => idx,
+            None => {
+                if self.contacts.len() >= MAX_CONTACTS {
+                    let stalest = self
+                        .contacts
+                        .iter()
+                        .enumerate()
+                        .min_by_key(|(_, c)| (c.last_seen, c.key.clone()))
+                        .map(|(i, _)| i)
+                        .expect("contacts is full, so not empty");
+                    self.contacts.swap_remove(stalest);
+                }
+                self.contacts.push(ContactState {
+                    key: observed.key.clone(),
+                    name: None,
+                    title: None,
+                    is_decision_role: false,
+                    left: false,
+                    title_history: Vec::new(),
+                    last_seen: ts,
+                });
+                self.contacts.len() - 1
+            }
+        };
+        let contact = &mut self.contacts[idx];
+        contact.last_seen = contact.last_seen.max(ts);
+        if observed.name.is_some() {
+            contact.name = observed.name.clone();
+        }
+        let crm_type = obs.crm.as_ref().map(|c| c.crm_type);
+        let was_decision_role =
+            contact.is_decision_role || obs.crm.as_ref().is_some_and(|c| c.old_title_decision);
+        let old_title = contact
+            .title
+            .clone()
+            .or_else(|| obs.crm.as_ref().and_then(|c| c.old_title.clone()));
+        if crm_type == Some(CrmType::ContactLeft) {
+            let already_left = contact.left;
+            contact.left = true;
+            if already_left {
+                return None;
+            }
+            return Some(ContactChange {
+                contact: contact.key.clone(),
+                old_title: old_title.clone(),
+                new_title: None,
+                was_decision_role,
+                is_decision_role: false,
+                left: true,
+            });
+        }
+        let new_title = observed.title.clone()?;
+        if contact.title.as_deref() == Some(&*new_title) {
+            contact.is_decision_role = observed.is_decision_role;
+            return None;
+        }
+        // A known title replaced by another, from a CRM change event or seen on activity.
+        let first_sighting =
+            contact.title.is_none() && crm_type != Some(CrmType::ContactTitleChanged);
+        if let Some(previous) = contact.title.take() {
+            if contact.title_history.len() >= MAX_TITLE_HISTORY {
+                contact.title_history.remove(0);
+            }
+            contact.title_history.push((ts, previous));
+        }
+        contact.title = Some(new_title.clone());
+        contact.is_decision_role = observed.is_decision_role;
+        contact.left = false;
+        if first_sighting {
+            return None;
+        }
+        Some(ContactChange {
+            contact: contact.key.clone(),
+            old_title,
+            new_title: Some(new_title),
+            was_decision_role,
+            is_decision_role: observed.is_decision_role,
+            left: false,
+        })
+    }
+
+    /// Drops what has fully decayed by `now` and no rule still needs.
+    pub fn prune(&mut self, defs: &SignalSet, now: i64) {
+        self.signals.retain(|s| {
+            let def = &defs.signals[s.signal as usize];
+            let alive = s.value.value_at(now, def.half_life_ms) >= PRUNE_BELOW;
+            let needed = s
+                .occurrences
+                .last()
+                .is_some_and(|(t, _)| *t > now - def.retain_ms);
+            alive || needed
+        });
+        let topic_half_life = defs.score.topic_half_life_ms;
+        self.topics
+            .retain(|t| t.weight.value_at(now, topic_half_life) >= PRUNE_BELOW);
+    }
+
+    /// Re-indexes signal and rule references after the definitions changed;
+    /// state of signals and rules that no longer exist is dropped.
+    pub fn remap(&mut self, signal_map: &[Option<SignalIdx>], rule_map: &[Option<RuleIdx>]) {
+        self.signals.retain_mut(
+            |s| match signal_map.get(s.signal as usize).copied().flatten() {
+                Some(new) => {
+                    s.signal = new;
+                    true
+                }
+                None => false,
+            },
+        );
+        self.rules
+            .retain_mut(|r| match rule_map.get(r.rule as usize).copied().flatten() {
+                Some(new) => {
+                    r.rule = new;
+                    true
+                }
+                None => false,
+            });
+    }
+
+    /// Approximate heap bytes held by this account (for memory reports).
+    pub fn heap_bytes(&self) -> usize {
+        use std::mem::size_of;
+        let mut bytes = self.contacts.capacity() * size_of::<ContactState>()
+            + self.topics.capacity() * size_of::<TopicState>()
+            + self.signals.capacity() * size_of::<SignalState>()
+            + self.rules.capacity() * size_of::<RuleState>()
+            + self.industry_votes.capacity() * size_of::<(Arc<str>, u32)>();
+        for c in &self.contacts {
+            bytes += c.key.len()
+                + c.name.as_ref().map_or(0, |n| n.len())
+                + c.title.as_ref().map_or(0, |t| t.len());
+            bytes += c
+                .title_history
+                .iter()
+                .map(|(_, t)| 24 + t.len())
+                .sum::<usize>();
+        }
+        for t in &self.topics {
+            bytes += t.key.len() + t.display.len();
+        }
+        for s in &self.signals {
+            bytes += s.occurrences.capacity() * size_of::<(i64, Kind)>()
+                + s.evidence.capacity() * size_of::<(Box<str>, i64)>()
+                + s.evidence.iter().map(|(id, _)| id.len()).sum::<usize>()
+                + s.keywords.capacity() * size_of::<Arc<str>>();
+        }
+        bytes
+    }
+}

@@ -1,0 +1,759 @@
+//! Decoding and validation: raw bytes in, a validated [`Event`] or a
+//! [`DecodeError`] naming the field and the reason out.
+//!
+//! Decoding is zero-copy where the JSON allows it (strings without escapes
+//! borrow from the input). Every input, however malformed, yields either an
+//! event or an error; nothing here panics.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use thiserror::Error;
+
+use crate::event::{
+    Body, Contact, CrmEvent, CrmType, Direction, EmailEvent, Event, Kind, SpeakerRole,
+    TranscriptEvent, WebAction, WebEvent,
+};
+use crate::time::Timestamp;
+
+/// Size limits applied while validating, in bytes unless named otherwise.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Limits {
+    /// Whole encoded event.
+    pub max_event_bytes: usize,
+    /// Each of the long text fields (`body`, `text`).
+    pub max_text_bytes: usize,
+    /// Short string fields (`url`, `title`, `subject`, contact fields ...).
+    pub max_field_bytes: usize,
+    /// Number of entries in `attrs`.
+    pub max_attrs: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_event_bytes: 1024 * 1024,
+            max_text_bytes: 256 * 1024,
+            max_field_bytes: 4 * 1024,
+            max_attrs: 64,
+        }
+    }
+}
+
+pub const MAX_ID_CHARS: usize = 128;
+pub const MAX_ACCOUNT_CHARS: usize = 64;
+
+/// Why an event was rejected.
+#[derive(Debug, Clone, PartialEq, Error)]
+pub enum DecodeError {
+    #[error("not a JSON object: {0}")]
+    Syntax(String),
+    #[error("missing field {0}")]
+    Missing(&'static str),
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
+    #[error("{field} too large: {size} bytes > limit {limit}")]
+    TooLarge {
+        field: &'static str,
+        size: usize,
+        limit: usize,
+    },
+}
+
+impl DecodeError {
+    /// The offending field, when the error is about one.
+    pub fn field(&self) -> Option<&str> {
+        match self {
+            DecodeError::Syntax(_) => None,
+            DecodeError::Missing(field) => Some(field),
+            DecodeError::Invalid { field, .. } => Some(field),
+            DecodeError::TooLarge { field, .. } => Some(field),
+        }
+    }
+
+    /// A short stable label for counting rejections by reason.
+    pub fn reason_label(&self) -> String {
+        match self {
+            DecodeError::Syntax(_) => "syntax".into(),
+            DecodeError::Missing(field) => format!("missing {field}"),
+            DecodeError::Invalid { field, .. } => format!("invalid {field}"),
+            DecodeError::TooLarge { field, .. } => format!("{field} too large"),
+        }
+    }
+
+    fn invalid(field: impl Into<String>, reason: impl Into<String>) -> DecodeError {
+        DecodeError::Invalid {
+            field: field.into(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A JSON value as it appeared, kept loosely typed so that a wrong type turns
+/// into an error naming the field rather than a generic serde message.
+#[derive(Debug, Clone)]
+enum Loose<'a> {
+    Null,
+    Bool,
+    Int(i64),
+    Float(f64),
+    Str(Cow<'a, str>),
+    Composite(&'a RawValue),
+}
+
+impl Loose<'_> {
+    fn type_name(&self) -> &'static str {
+        match self {
+            Loose::Null => "null",
+            Loose::Bool => "a boolean",
+            Loose::Int(_) | Loose::Float(_) => "a number",
+            Loose::Str(_) => "a string",
+            Loose::Composite(raw) => {
+                if raw.get().starts_with('[') {
+                    "an array"
+                } else {
+                    "an object"
+                }
+            }
+        }
+    }
+}
+
+/// Deserializes any JSON value into [`Loose`], borrowing strings and nested
+/// composites: the value is taken as raw text first, then classified.
+impl<'de> Deserialize<'de> for Loose<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw: &'de RawValue = Deserialize::deserialize(deserializer)?;
+        let text = raw.get();
+        match text.as_bytes().first() {
+            Some(b'{') | Some(b'[') => Ok(Loose::Composite(raw)),
+            Some(b'"') => {
+                let s: Cow<'de, str> = borrowed_str(text).map_err(de::Error::custom)?;
+                Ok(Loose::Str(s))
+            }
+            Some(b'n') => Ok(Loose::Null),
+            Some(b't') | Some(b'f') => Ok(Loose::Bool),
+            _ => {
+                if let Ok(v) = text.parse::<i64>() {
+                    Ok(Loose::Int(v))
+                } else {
+                    text.parse::<f64>()
+                        .map(Loose::Float)
+                        .map_err(de::Error::custom)
+                }
+            }
+        }
+    }
+}
+
+/// Unquotes a JSON string literal, borrowing when it has no escapes.
+fn borrowed_str(literal: &str) -> Result<Cow<'_, str>, serde_json::Error> {
+    let inner = &literal[1..literal.len() - 1];
+    if !inner.contains('\\') {
+        Ok(Cow::Borrowed(inner))
+    } else {
+        serde_json::from_str::<String>(literal).map(Cow::Owned)
+    }
+}
+
+/// The top-level fields as they came, before validation.
+#[derive(Default)]
+struct RawEvent<'a> {
+    fields: Vec<(&'static str, Loose<'a>)>,
+}
+
+/// Field names the contract knows; anything else is ignored for forward
+/// compatibility.
+const KNOWN_FIELDS: &[&str] = &[
+    "id",
+    "ts",
+    "account",
+    "kind",
+    "contact",
+    "url",
+    "title",
+    "dwell_ms",
+    "action",
+    "referrer",
+    "attrs",
+    "text",
+    "subject",
+    "body",
+    "direction",
+    "speaker",
+    "speaker_role",
+    "meeting_id",
+    "type",
+    "old_title",
+    "new_title",
+    "stage",
+    "industry",
+];
+
+impl<'de> Deserialize<'de> for RawEvent<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct RawVisitor;
+        impl<'de> Visitor<'de> for RawVisitor {
+            type Value = RawEvent<'de>;
+
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("an event object")
+            }
+
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+                let mut raw = RawEvent {
+                    fields: Vec::with_capacity(10),
+                };
+                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                    match KNOWN_FIELDS.iter().find(|k| **k == key.as_ref()) {
+                        Some(name) => {
+                            let value: Loose<'de> = map.next_value()?;
+                            // A repeated key keeps its last value, like most JSON parsers.
+                            raw.fields.retain(|(n, _)| n != name);
+                            raw.fields.push((name, value));
+                        }
+                        None => {
+                            map.next_value::<IgnoredAny>()?;
+                        }
+                    }
+                }
+                Ok(raw)
+            }
+        }
+        deserializer.deserialize_map(RawVisitor)
+    }
+}
+
+impl<'a> RawEvent<'a> {
+    fn take(&mut self, name: &str) -> Option<Loose<'a>> {
+        let idx = self.fields.iter().position(|(n, _)| *n == name)?;
+        let (_, value) = self.fields.swap_remove(idx);
+        match value {
+            Loose::Null => None,
+            other => Some(other),
+        }
+    }
+}
+
+/// Decodes and validates one event with the default limits.
+pub fn decode(bytes: &[u8]) -> Result<Event<'_>, DecodeError> {
+    decode_with(bytes, &Limits::default())
+}
+
+/// Decodes and validates one event.
+pub fn decode_with<'a>(bytes: &'a [u8], limits: &Limits) -> Result<Event<'a>, DecodeError> {
+    if bytes.len() > limits.max_event_bytes {
+        return Err(DecodeError::TooLarge {
+            field: "event",
+            size: bytes.len(),
+            limit: limits.max_event_bytes,
+        });
+    }
+    let text =
+        std::str::from_utf8(bytes).map_err(|e| DecodeError::Syntax(format!("not UTF-8: {e}")))?;
+    let mut raw: RawEvent<'a> = serde_json::from_str(text).map_err(|e| {
+        let msg = e.to_string();
+        DecodeError::Syntax(msg)
+    })?;
+    Validator { limits }.event(&mut raw)
+}
+
+struct Validator<'l> {
+    limits: &'l Limits,
+}
+
+impl Validator<'_> {
+    fn event<'a>(&self, raw: &mut RawEvent<'a>) -> Result<Event<'a>, DecodeError> {
+        let id = self.required_str(raw, "id")?;
+        check_chars("id", &id, MAX_ID_CHARS)?;
+        let ts = match raw.take("ts").ok_or(DecodeError::Missing("ts"))? {
+            Loose::Int(ms) => Timestamp::from_millis(ms).ok_or_else(|| {
+                DecodeError::invalid("ts", format!("{ms} ms is outside years 1970..9999"))
+            })?,
+            Loose::Str(s) => Timestamp::parse_rfc3339(&s).ok_or_else(|| {
+                DecodeError::invalid(
+                    "ts",
+                    format!("'{}' is not RFC 3339 nor integer ms", clip(&s)),
+                )
+            })?,
+            other => {
+                return Err(DecodeError::invalid(
+                    "ts",
+                    format!("not RFC 3339 nor integer ms (got {})", other.type_name()),
+                ))
+            }
+        };
+        let account = self.required_str(raw, "account")?;
+        check_chars("account", &account, MAX_ACCOUNT_CHARS)?;
+        if let Some(bad) = account
+            .chars()
+            .find(|c| !(c.is_ascii_alphanumeric() || *c == '_' || *c == '-'))
+        {
+            return Err(DecodeError::invalid(
+                "account",
+                format!(
+                    "'{}' has a character outside [A-Za-z0-9_-]: {bad:?}",
+                    clip(&account)
+                ),
+            ));
+        }
+        let kind_text = self.required_str(raw, "kind")?;
+        let kind = Kind::parse(&kind_text).ok_or_else(|| {
+            DecodeError::invalid(
+                "kind",
+                format!(
+                    "'{}' is not one of web, email, transcript, crm",
+                    clip(&kind_text)
+                ),
+            )
+        })?;
+        let contact = match raw.take("contact") {
+            None => None,
+            Some(Loose::Composite(obj)) if obj.get().starts_with('{') => Some(self.contact(obj)?),
+            Some(other) => {
+                return Err(DecodeError::invalid(
+                    "contact",
+                    format!("expected an object, got {}", other.type_name()),
+                ))
+            }
+        };
+        let body = match kind {
+            Kind::Web => Body::Web(self.web(raw)?),
+            Kind::Email => Body::Email(self.email(raw)?),
+            Kind::Transcript => Body::Transcript(self.transcript(raw)?),
+            Kind::Crm => Body::Crm(self.crm(raw)?),
+        };
+        Ok(Event {
+            id,
+            ts,
+            account,
+            contact,
+            body,
+        })
+    }
+
+    fn web<'a>(&self, raw: &mut RawEvent<'a>) -> Result<WebEvent<'a>, DecodeError> {
+        let url = self.required_str(raw, "url")?;
+        self.short("url", &url)?;
+        let action = match self.opt_str(raw, "action")? {
+            None => None,
+            Some(text) => Some(WebAction::parse(&text).ok_or_else(|| {
+                DecodeError::invalid(
+                    "action",
+                    format!(
+                        "'{}' is not one of view, download, register, qa, search, form",
+                        clip(&text)
+                    ),
+                )
+            })?),
+        };
+        let dwell_ms = match raw.take("dwell_ms") {
+            None => None,
+            Some(Loose::Int(ms)) if ms >= 0 => Some(ms as u64),
+            Some(Loose::Float(ms)) if ms >= 0.0 && ms.is_finite() => Some(ms as u64),
+            Some(other) => {
+                return Err(DecodeError::invalid(
+                    "dwell_ms",
+                    format!(
+                        "expected a non-negative number of milliseconds, got {}",
+                        describe(&other)
+                    ),
+                ))
+            }
+        };
+        let attrs = match raw.take("attrs") {
+            None => Vec::new(),
+            Some(Loose::Composite(obj)) if obj.get().starts_with('{') => self.attrs(obj)?,
+            Some(other) => {
+                return Err(DecodeError::invalid(
+                    "attrs",
+                    format!("expected an object of numbers, got {}", other.type_name()),
+                ))
+            }
+        };
+        let title = self.opt_short(raw, "title")?;
+        let referrer = self.opt_short(raw, "referrer")?;
+        let text = self.opt_long(raw, "text")?;
+        Ok(WebEvent {
+            url,
+            title,
+            dwell_ms,
+            action,
+            referrer,
+            attrs,
+            text,
+        })
+    }
+
+    fn email<'a>(&self, raw: &mut RawEvent<'a>) -> Result<EmailEvent<'a>, DecodeError> {
+        let subject = self.opt_short(raw, "subject")?;
+        let body = self.opt_long(raw, "body")?;
+        if subject.is_none() && body.is_none() {
+            return Err(DecodeError::Missing("body"));
+        }
+        let direction = match self.opt_str(raw, "direction")? {
+            None => None,
+            Some(text) => Some(Direction::parse(&text).ok_or_else(|| {
+                DecodeError::invalid(
+                    "direction",
+                    format!("'{}' is not one of inbound, outbound", clip(&text)),
+                )
+            })?),
+        };
+        Ok(EmailEvent {
+            subject,
+            body,
+            direction,
+        })
+    }
+
+    fn transcript<'a>(&self, raw: &mut RawEvent<'a>) -> Result<TranscriptEvent<'a>, DecodeError> {
+        let text = self.required_str(raw, "text")?;
+        self.long("text", &text)?;
+        let speaker_role = match self.opt_str(raw, "speaker_role")? {
+            None => None,
+            Some(role) => Some(SpeakerRole::parse(&role).ok_or_else(|| {
+                DecodeError::invalid(
+                    "speaker_role",
+                    format!("'{}' is not one of customer, rep", clip(&role)),
+                )
+            })?),
+        };
+        Ok(TranscriptEvent {
+            text,
+            speaker: self.opt_short(raw, "speaker")?,
+            speaker_role,
+            meeting_id: self.opt_short(raw, "meeting_id")?,
+        })
+    }
+
+    fn crm<'a>(&self, raw: &mut RawEvent<'a>) -> Result<CrmEvent<'a>, DecodeError> {
+        let type_text = self.required_str(raw, "type")?;
+        let crm_type = CrmType::parse(&type_text).ok_or_else(|| {
+            DecodeError::invalid(
+                "type",
+                format!(
+                    "'{}' is not one of first_touch, contact_title_changed, contact_left, stage_changed, deal_won, deal_lost",
+                    clip(&type_text)
+                ),
+            )
+        })?;
+        let old_title = self.opt_short(raw, "old_title")?;
+        let new_title = self.opt_short(raw, "new_title")?;
+        if crm_type == CrmType::ContactTitleChanged && new_title.is_none() {
+            return Err(DecodeError::Missing("new_title"));
+        }
+        Ok(CrmEvent {
+            crm_type,
+            old_title,
+            new_title,
+            stage: self.opt_short(raw, "stage")?,
+            industry: self.opt_short(raw, "industry")?,
+        })
+    }
+
+    fn contact<'a>(&self, obj: &'a RawValue) -> Result<Contact<'a>, DecodeError> {
+        let map: Vec<(Cow<'a, str>, Loose<'a>)> =
+            parse_object(obj.get()).map_err(|e| DecodeError::invalid("contact", e.to_string()))?;
+        let mut contact = Contact::default();
+        for (key, value) in map {
+            let slot = match key.as_ref() {
+                "id" => &mut contact.id,
+                "name" => &mut contact.name,
+                "title" => &mut contact.title,
+                "email" => &mut contact.email,
+                _ => continue,
+            };
+            let field = format!("contact.{key}");
+            match value {
+                Loose::Null => {}
+                Loose::Str(s) => {
+                    if s.len() > self.limits.max_field_bytes {
+                        return Err(DecodeError::TooLarge {
+                            field: "contact",
+                            size: s.len(),
+                            limit: self.limits.max_field_bytes,
+                        });
+                    }
+                    *slot = Some(s);
+                }
+                other => {
+                    return Err(DecodeError::invalid(
+                        field,
+                        format!("expected a string, got {}", other.type_name()),
+                    ))
+                }
+            }
+        }
+        if let Some(id) = &contact.id {
+            check_chars("contact.id", id, MAX_ID_CHARS)?;
+        }
+        Ok(contact)
+    }
+
+    fn attrs<'a>(&self, obj: &'a RawValue) -> Result<Vec<(Cow<'a, str>, f64)>, DecodeError> {
+        let map: Vec<(Cow<'a, str>, Loose<'a>)> =
+            parse_object(obj.get()).map_err(|e| DecodeError::invalid("attrs", e.to_string()))?;
+        if map.len() > self.limits.max_attrs {
+            return Err(DecodeError::invalid(
+                "attrs",
+                format!("{} entries > limit {}", map.len(), self.limits.max_attrs),
+            ));
+        }
+        let mut attrs = Vec::with_capacity(map.len());
+        for (key, value) in map {
+            let number = match value {
+                Loose::Int(v) => v as f64,
+                Loose::Float(v) if v.is_finite() => v,
+                other => {
+                    return Err(DecodeError::invalid(
+                        format!("attrs.{}", clip(&key)),
+                        format!("expected a number, got {}", describe(&other)),
+                    ))
+                }
+            };
+            if key.is_empty() || key.len() > 64 {
+                return Err(DecodeError::invalid(
+                    "attrs",
+                    "attribute names are 1-64 bytes",
+                ));
+            }
+            attrs.retain(|(k, _): &(Cow<'a, str>, f64)| k != &key);
+            attrs.push((key, number));
+        }
+        Ok(attrs)
+    }
+
+    fn required_str<'a>(
+        &self,
+        raw: &mut RawEvent<'a>,
+        name: &'static str,
+    ) -> Result<Cow<'a, str>, DecodeError> {
+        self.opt_str(raw, name)?.ok_or(DecodeError::Missing(name))
+    }
+
+    fn opt_str<'a>(
+        &self,
+        raw: &mut RawEvent<'a>,
+        name: &'static str,
+    ) -> Result<Option<Cow<'a, str>>, DecodeError> {
+        match raw.take(name) {
+            None => Ok(None),
+            Some(Loose::Str(s)) => Ok(Some(s)),
+            Some(other) => Err(DecodeError::invalid(
+                name,
+                format!("expected a string, got {}", other.type_name()),
+            )),
+        }
+    }
+
+    fn opt_short<'a>(
+        &self,
+        raw: &mut RawEvent<'a>,
+        name: &'static str,
+    ) -> Result<Option<Cow<'a, str>>, DecodeError> {
+        let value = self.opt_str(raw, name)?;
+        if let Some(v) = &value {
+            self.short(name, v)?;
+        }
+        Ok(value)
+    }
+
+    fn opt_long<'a>(
+        &self,
+        raw: &mut RawEvent<'a>,
+        name: &'static str,
+    ) -> Result<Option<Cow<'a, str>>, DecodeError> {
+        let value = self.opt_str(raw, name)?;
+        if let Some(v) = &value {
+            self.long(name, v)?;
+        }
+        Ok(value)
+    }
+
+    fn short(&self, name: &'static str, value: &str) -> Result<(), DecodeError> {
+        check_size(name, value, self.limits.max_field_bytes)
+    }
+
+    fn long(&self, name: &'static str, value: &str) -> Result<(), DecodeError> {
+        check_size(name, value, self.limits.max_text_bytes)
+    }
+}
+
+fn parse_object(text: &str) -> Result<Vec<(Cow<'_, str>, Loose<'_>)>, serde_json::Error> {
+    struct ObjectVisitor;
+    impl<'de> Visitor<'de> for ObjectVisitor {
+        type Value = Vec<(Cow<'de, str>, Loose<'de>)>;
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("an object")
+        }
+        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+            let mut out = Vec::new();
+            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+                let value: Loose<'de> = map.next_value()?;
+                out.push((key, value));
+            }
+            Ok(out)
+        }
+    }
+    let mut de = serde_json::Deserializer::from_str(text);
+    de.deserialize_map(ObjectVisitor)
+}
+
+fn check_size(name: &'static str, value: &str, limit: usize) -> Result<(), DecodeError> {
+    if value.len() > limit {
+        Err(DecodeError::TooLarge {
+            field: name,
+            size: value.len(),
+            limit,
+        })
+    } else {
+        Ok(())
+    }
+}
+
+fn check_chars(name: &str, value: &str, max_chars: usize) -> Result<(), DecodeError> {
+    let n = value.chars().count();
+    if n == 0 {
+        Err(DecodeError::invalid(name, "must not be empty"))
+    } else if n > max_chars {
+        Err(DecodeError::invalid(
+            name,
+            format!("{n} characters > limit {max_chars}"),
+        ))
+    } else {
+        Ok(())
+    }
+}
+
+fn describe(value: &Loose<'_>) -> String {
+    match value {
+        Loose::Int(v) => v.to_string(),
+        Loose::Float(v) => v.to_string(),
+        Loose::Str(s) => format!("'{}'", clip(s)),
+        other => other.type_name().to_string(),
+    }
+}
+
+/// Shortens a value quoted in an error message.
+fn clip(text: &str) -> Cow<'_, str> {
+    const MAX: usize = 40;
+    if text.chars().count() <= MAX {
+        Cow::Borrowed(text)
+    } else {
+        Cow::Owned(format!("{}…", text.chars().take(MAX).collect::<String>()))
+    }
+}
+
+/// Best-effort kind of an event that failed validation, for routing it to a
+/// per-kind dead-letter subject; `unknown` when even that cannot be read.
+pub fn sniff_kind(bytes: &[u8]) -> &'static str {
+    #[derive(Deserialize)]
+    struct KindOnly<'a> {
+        #[serde(borrow)]
+        kind: Option<Cow<'a, str>>,
+    }
+    serde_json::from_slice::<KindOnly<'_>>(bytes)
+        .ok()
+        .and_then(|k| k.kind)
+        .and_then(|k| Kind::parse(&k))
+        .map_or("unknown", Kind::as_str)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_err(input: &str, expected: &str) {
+        let err = decode(input.as_bytes()).expect_err(input);
+        assert_eq!(err.to_string(), expected, "input: {input}");
+    }
+
+    #[test]
+    fn decodes_a_web_event_borrowing_strings() {
+        let input = r#"{"id":"e1","ts":"2026-03-01T09:00:00Z","account":"acme-1","kind":"web",
+            "url":"https://x.test/compare","dwell_ms":200000,"action":"view",
+            "attrs":{"video_views":520000},"contact":{"id":"c1","title":"CTO"},"extra":[1,2]}"#;
+        let event = decode(input.as_bytes()).unwrap();
+        assert_eq!(event.id, "e1");
+        assert!(matches!(event.id, Cow::Borrowed(_)));
+        assert_eq!(event.account, "acme-1");
+        assert_eq!(
+            event.ts,
+            Timestamp::parse_rfc3339("2026-03-01T09:00:00Z").unwrap()
+        );
+        let Body::Web(web) = &event.body else {
+            panic!("not web")
+        };
+        assert_eq!(web.dwell_ms, Some(200_000));
+        assert_eq!(web.action, Some(WebAction::View));
+        assert_eq!(web.attrs, vec![(Cow::Borrowed("video_views"), 520_000.0)]);
+        assert_eq!(event.contact.unwrap().title.as_deref(), Some("CTO"));
+    }
+
+    #[test]
+    fn errors_name_the_field_and_reason() {
+        let cases = [
+            (r#"{"id":"e","ts":1,"kind":"web","url":"u"}"#, "missing field account"),
+            (r#"{"id":"e","ts":"yesterday","account":"a","kind":"web","url":"u"}"#,
+             "ts: 'yesterday' is not RFC 3339 nor integer ms"),
+            (r#"{"id":"e","ts":true,"account":"a","kind":"web","url":"u"}"#,
+             "ts: not RFC 3339 nor integer ms (got a boolean)"),
+            (r#"{"id":"e","ts":1,"account":"a.b","kind":"web","url":"u"}"#,
+             "account: 'a.b' has a character outside [A-Za-z0-9_-]: '.'"),
+            (r#"{"id":"e","ts":1,"account":"a","kind":"fax"}"#,
+             "kind: 'fax' is not one of web, email, transcript, crm"),
+            (r#"{"id":"e","ts":1,"account":"a","kind":"web"}"#, "missing field url"),
+            (r#"{"id":"e","ts":1,"account":"a","kind":"email","direction":"inbound"}"#, "missing field body"),
+            (r#"{"id":"e","ts":1,"account":"a","kind":"transcript","text":5}"#, "text: expected a string, got a number"),
+            (r#"{"id":"e","ts":1,"account":"a","kind":"crm","type":"contact_title_changed"}"#, "missing field new_title"),
+            (r#"{"id":"e","ts":1,"account":"a","kind":"web","url":"u","dwell_ms":-3}"#,
+             "dwell_ms: expected a non-negative number of milliseconds, got -3"),
+            (r#"{"id":"e","ts":1,"account":"a","kind":"web","url":"u","attrs":{"views":"many"}}"#,
+             "attrs.views: expected a number, got 'many'"),
+            (r#"{"id":"","ts":1,"account":"a","kind":"web","url":"u"}"#, "id: must not be empty"),
+            (r#"{"id":"e","ts":1,"account":"a","kind":"web","url":"u","contact":"bob"}"#,
+             "contact: expected an object, got a string"),
+            (r#"[1,2]"#, "not a JSON object: invalid type: sequence, expected an event object at line 1 column 0"),
+        ];
+        for (input, expected) in cases {
+            check_err(input, expected);
+        }
+    }
+
+    #[test]
+    fn size_limits_are_enforced_and_configurable() {
+        let body = "x".repeat(300);
+        let input = format!(r#"{{"id":"e","ts":1,"account":"a","kind":"email","body":"{body}"}}"#);
+        let limits = Limits {
+            max_text_bytes: 100,
+            ..Limits::default()
+        };
+        let err = decode_with(input.as_bytes(), &limits).unwrap_err();
+        assert_eq!(err.to_string(), "body too large: 300 bytes > limit 100");
+        assert_eq!(err.field(), Some("body"));
+        assert!(decode(input.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn escaped_strings_are_unescaped() {
+        let input =
+            r#"{"id":"e\"1","ts":1,"account":"a","kind":"transcript","text":"\u9884\u7b97 ok"}"#;
+        let event = decode(input.as_bytes()).unwrap();
+        assert_eq!(event.id, "e\"1");
+        let Body::Transcript(t) = event.body else {
+            panic!()
+        };
+        assert_eq!(t.text, "预算 ok");
+    }
+
+    #[test]
+    fn sniffs_kind_of_rejected_events() {
+        assert_eq!(sniff_kind(br#"{"kind":"email","id":5}"#), "email");
+        assert_eq!(sniff_kind(b"garbage"), "unknown");
+        assert_eq!(sniff_kind(br#"{"kind":"fax"}"#), "unknown");
+    }
+}

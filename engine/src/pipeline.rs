@@ -1,0 +1,554 @@
+//! The pipeline: parse → extract → graph → score → rules → actions, as plain
+//! synchronous code over event time. [`Pipeline::process`] takes one event
+//! and appends the actions it causes to a buffer; [`Pipeline::advance_to`]
+//! moves event time forward (firing silence timers). No I/O, no wall clock.
+//!
+//! Out-of-order events: every account keeps its observations newer than the
+//! watermark (the highest event time seen minus the allowed lateness) and the
+//! state before them. An event that arrives out of order within the allowed
+//! lateness is inserted in time order and the account's recent observations
+//! are re-applied, so the state equals the in-order result; actions already
+//! emitted are not emitted again (their ids are deterministic). An event
+//! older than the watermark is still applied, and counted as late.
+
+use std::cmp::Reverse;
+use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use rustc_hash::FxHasher;
+use serde::Serialize;
+
+use crate::actions::{render, Action};
+use crate::dedupe::IdDedupe;
+use crate::event::Event;
+use crate::extract::{Extractor, Observation};
+use crate::graph::{account_json, AccountCore, AccountEntry, AccountIdx, IntentGraph};
+use crate::ingest::{decode_with, DecodeError, Limits};
+use crate::rules::{self, fire_silence, Context, Firing, SilenceTimer};
+use crate::score::{self, Explanation};
+use crate::signal_defs::{RuleIdx, RuleKind, SignalIdx, SignalSet};
+use crate::time::{Timestamp, DAY_MS, MINUTE_MS};
+
+/// Settings of the pipeline (runtime settings; signal definitions are separate).
+#[derive(Debug, Clone)]
+pub struct PipelineConfig {
+    pub limits: Limits,
+    /// How far behind the newest event an event may arrive and still be
+    /// placed exactly in time order.
+    pub allowed_lateness_ms: i64,
+    /// Event ids are remembered this long (event time) for idempotency...
+    pub dedupe_horizon_ms: i64,
+    /// ...and at most this many of them.
+    pub dedupe_capacity: usize,
+    /// Pending (not yet final) observations kept per account; beyond this the
+    /// oldest become final early.
+    pub max_pending_per_account: usize,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            limits: Limits::default(),
+            allowed_lateness_ms: 10 * MINUTE_MS,
+            dedupe_horizon_ms: 7 * DAY_MS,
+            dedupe_capacity: 4_000_000,
+            max_pending_per_account: 256,
+        }
+    }
+}
+
+/// What happened to one event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Applied {
+        /// Older than the watermark: applied, but possibly not in time order.
+        late: bool,
+        /// Arrived out of order within the lateness and was re-ordered.
+        reordered: bool,
+    },
+    /// An event with this id was already applied; nothing changed.
+    Duplicate,
+}
+
+/// Counters of the pipeline's work.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Stats {
+    pub events_in: u64,
+    pub applied: u64,
+    pub rejected: u64,
+    pub rejected_by_reason: BTreeMap<String, u64>,
+    pub duplicates: u64,
+    pub late: u64,
+    pub reordered: u64,
+    pub actions: u64,
+    pub actions_by_rule: BTreeMap<String, u64>,
+    pub timers_fired: u64,
+}
+
+/// The intent-scoring pipeline over one set of accounts.
+pub struct Pipeline {
+    defs: Arc<SignalSet>,
+    config: PipelineConfig,
+    graph: IntentGraph,
+    extractor: Extractor,
+    dedupe: IdDedupe,
+    /// Pending silence timers: (deadline, account, rule), earliest first.
+    timers: BinaryHeap<Reverse<(i64, AccountIdx, RuleIdx)>>,
+    /// Accounts with pending observations, by their newest observation time.
+    pending: VecDeque<(i64, AccountIdx)>,
+    max_ts: i64,
+    watermark: i64,
+    seq: u64,
+    stats: Stats,
+    has_threshold_rule: bool,
+    firings: Vec<Firing>,
+    new_timers: Vec<SilenceTimer>,
+}
+
+impl Pipeline {
+    pub fn new(defs: Arc<SignalSet>, config: PipelineConfig) -> Pipeline {
+        defs.analyzer.warm_up();
+        Pipeline {
+            has_threshold_rule: has_threshold(&defs),
+            dedupe: IdDedupe::new(config.dedupe_horizon_ms, config.dedupe_capacity),
+            defs,
+            config,
+            graph: IntentGraph::default(),
+            extractor: Extractor::new(),
+            timers: BinaryHeap::new(),
+            pending: VecDeque::new(),
+            max_ts: i64::MIN,
+            watermark: i64::MIN,
+            seq: 0,
+            stats: Stats::default(),
+            firings: Vec::new(),
+            new_timers: Vec::new(),
+        }
+    }
+
+    pub fn defs(&self) -> &Arc<SignalSet> {
+        &self.defs
+    }
+
+    pub fn config(&self) -> &PipelineConfig {
+        &self.config
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn graph(&self) -> &IntentGraph {
+        &self.graph
+    }
+
+    /// The newest event time seen (or advanced to).
+    pub fn now(&self) -> Option<Timestamp> {
+        (self.max_ts != i64::MIN).then_some(Timestamp(self.max_ts))
+    }
+
+    pub fn watermark(&self) -> Option<Timestamp> {
+        (self.watermark != i64::MIN).then_some(Timestamp(self.watermark))
+    }
+
+    /// Decodes, validates and processes one encoded event. A rejected event
+    /// is counted by reason and changes nothing.
+    pub fn process_bytes(
+        &mut self,
+        bytes: &[u8],
+        out: &mut Vec<Action>,
+    ) -> Result<Outcome, DecodeError> {
+        match decode_with(bytes, &self.config.limits) {
+            Ok(event) => Ok(self.process(&event, out)),
+            Err(err) => {
+                self.stats.events_in += 1;
+                self.stats.rejected += 1;
+                *self
+                    .stats
+                    .rejected_by_reason
+                    .entry(err.reason_label())
+                    .or_default() += 1;
+                Err(err)
+            }
+        }
+    }
+
+    /// Processes one validated event, appending the actions it causes.
+    pub fn process(&mut self, event: &Event<'_>, out: &mut Vec<Action>) -> Outcome {
+        self.stats.events_in += 1;
+        if self.dedupe.contains(&event.id) {
+            self.stats.duplicates += 1;
+            return Outcome::Duplicate;
+        }
+        self.seq += 1;
+        let obs = self.extractor.extract(&self.defs, event, self.seq);
+        let ts = obs.ts.millis();
+        if ts > self.max_ts {
+            self.max_ts = ts;
+            let watermark = ts.saturating_sub(self.config.allowed_lateness_ms);
+            if watermark > self.watermark {
+                self.advance_watermark(watermark, out);
+            }
+        }
+        self.dedupe.insert(&event.id, ts, self.max_ts);
+        self.stats.applied += 1;
+        let outcome = self.apply(&event.account, obs, out);
+        if let Outcome::Applied { late, reordered } = outcome {
+            self.stats.late += late as u64;
+            self.stats.reordered += reordered as u64;
+        }
+        outcome
+    }
+
+    /// Moves event time forward to `now` without an event (end of input, or a
+    /// wall clock at the edge): fires every silence timer due by then and
+    /// makes all pending observations final.
+    pub fn advance_to(&mut self, now: Timestamp, out: &mut Vec<Action>) {
+        self.max_ts = self.max_ts.max(now.millis());
+        if now.millis() > self.watermark {
+            self.advance_watermark(now.millis(), out);
+        }
+    }
+
+    /// Advances event time to the newest event seen: the end of a finite input.
+    pub fn finish(&mut self, out: &mut Vec<Action>) {
+        if self.max_ts != i64::MIN {
+            self.advance_to(Timestamp(self.max_ts), out);
+        }
+    }
+
+    fn apply(&mut self, account: &str, obs: Observation, out: &mut Vec<Action>) -> Outcome {
+        let idx = self.graph.get_or_insert(account);
+        let ts = obs.ts.millis();
+        let late = ts < self.watermark;
+        let defs = Arc::clone(&self.defs);
+        let entry = self.graph.entry_mut(idx);
+        let in_order = match entry.log.last() {
+            Some(last) => (ts, obs.seq) >= (last.ts.millis(), last.seq),
+            None => entry.core.n_events == 0 || ts >= entry.core.last_ts,
+        };
+        let track = self.config.allowed_lateness_ms > 0 && !late;
+        if in_order || entry.base.is_none() {
+            if track && entry.log.is_empty() {
+                entry.base = Some(Box::new(entry.core.clone()));
+                self.pending.push_back((ts, idx));
+            }
+            self.new_timers.clear();
+            let mut actions = Vec::new();
+            step(
+                &defs,
+                &entry.id,
+                &mut entry.core,
+                &obs,
+                self.has_threshold_rule,
+                &mut self.firings,
+                &mut self.new_timers,
+                &mut actions,
+            );
+            emit_all(entry, actions, track, &mut self.stats, out);
+            if track {
+                entry.log.push(obs);
+            }
+            self.schedule(idx);
+            self.bound_log(idx);
+            return Outcome::Applied {
+                late,
+                reordered: false,
+            };
+        }
+        // Out of order within the lateness: re-apply the account's pending
+        // observations in time order from the state before them.
+        let at = entry
+            .log
+            .partition_point(|o| (o.ts, o.seq) <= (obs.ts, obs.seq));
+        entry.log.insert(at, obs);
+        let mut core = (**entry.base.as_ref().expect("checked above")).clone();
+        self.new_timers.clear();
+        let mut actions = Vec::new();
+        for pending in &entry.log {
+            step(
+                &defs,
+                &entry.id,
+                &mut core,
+                pending,
+                self.has_threshold_rule,
+                &mut self.firings,
+                &mut self.new_timers,
+                &mut actions,
+            );
+        }
+        entry.core = core;
+        emit_all(entry, actions, true, &mut self.stats, out);
+        self.schedule(idx);
+        // Timers the replay re-armed that were already due fire now (an
+        // already emitted one is recognised by its id).
+        if self.watermark != i64::MIN {
+            let watermark = self.watermark;
+            self.fire_due_timers(watermark, out);
+        }
+        self.bound_log(idx);
+        Outcome::Applied {
+            late,
+            reordered: true,
+        }
+    }
+
+    fn schedule(&mut self, idx: AccountIdx) {
+        for timer in self.new_timers.drain(..) {
+            self.timers.push(Reverse((timer.deadline, idx, timer.rule)));
+        }
+    }
+
+    /// Keeps an account's pending log within its cap by making the oldest
+    /// observations final early.
+    fn bound_log(&mut self, idx: AccountIdx) {
+        let max = self.config.max_pending_per_account.max(1);
+        let defs = Arc::clone(&self.defs);
+        let entry = self.graph.entry_mut(idx);
+        while entry.log.len() > max {
+            let oldest = entry.log.remove(0);
+            if let Some(base) = entry.base.as_mut() {
+                let mut timers = Vec::new();
+                let mut discarded = Vec::new();
+                step(
+                    &defs,
+                    &entry.id,
+                    base,
+                    &oldest,
+                    self.has_threshold_rule,
+                    &mut self.firings,
+                    &mut timers,
+                    &mut discarded,
+                );
+            }
+        }
+    }
+
+    fn advance_watermark(&mut self, watermark: i64, out: &mut Vec<Action>) {
+        self.watermark = watermark;
+        self.fire_due_timers(watermark, out);
+        // Accounts whose pending observations are all final drop their replay state.
+        let defs = Arc::clone(&self.defs);
+        let now = self.max_ts;
+        while let Some(&(newest, idx)) = self.pending.front() {
+            if newest >= watermark {
+                break;
+            }
+            self.pending.pop_front();
+            let entry = self.graph.entry_mut(idx);
+            match entry.log.last() {
+                Some(last) if last.ts.millis() >= watermark => {
+                    self.pending.push_back((last.ts.millis(), idx));
+                }
+                _ => {
+                    entry.log = Vec::new();
+                    entry.base = None;
+                    entry.emitted = Vec::new();
+                    entry.core.prune(&defs, now);
+                }
+            }
+        }
+    }
+
+    fn fire_due_timers(&mut self, watermark: i64, out: &mut Vec<Action>) {
+        let defs = Arc::clone(&self.defs);
+        while let Some(&Reverse((deadline, idx, rule))) = self.timers.peek() {
+            if deadline > watermark {
+                break;
+            }
+            self.timers.pop();
+            let entry = self.graph.entry_mut(idx);
+            let timer = SilenceTimer { rule, deadline };
+            if let Some(firing) = fire_silence(&defs, &mut entry.core, timer) {
+                if let Some(base) = entry.base.as_mut() {
+                    // Keep the replay base in step, so a replay does not re-arm it.
+                    let _ = fire_silence(&defs, base, timer);
+                }
+                let track = !entry.log.is_empty();
+                let score = score::score(&defs, &entry.core, firing.event_ts);
+                let action = render(&defs, &entry.id, &entry.core, &firing, score);
+                if emit_one(entry, action, track, &mut self.stats, out) {
+                    self.stats.timers_fired += 1;
+                }
+            }
+        }
+    }
+
+    /// The score of an account now (the newest event time), if known.
+    pub fn score(&self, account: &str) -> Option<f64> {
+        let now = self.max_ts;
+        self.graph.with_account(account, |core| {
+            score::rounded(score::score(&self.defs, core, now))
+        })
+    }
+
+    /// Why an account scores what it does, now.
+    pub fn explain(&self, account: &str) -> Option<Explanation> {
+        let now = self.max_ts;
+        self.graph.with_account(account, |core| {
+            Explanation::build(&self.defs, account, core, now)
+        })
+    }
+
+    /// An account's whole intent graph as JSON, now.
+    pub fn account_graph(&self, account: &str) -> Option<serde_json::Value> {
+        let now = self.max_ts;
+        self.graph
+            .with_account(account, |core| account_json(&self.defs, account, core, now))
+    }
+
+    /// The `n` highest-scoring accounts now, optionally of one industry.
+    pub fn top(&self, n: usize, industry: Option<&str>) -> Vec<(String, f64)> {
+        let now = self.max_ts;
+        let mut scored: Vec<(String, f64)> = self
+            .graph
+            .entries()
+            .filter(|e| industry.is_none() || e.core.industry() == industry)
+            .map(|e| {
+                (
+                    e.id.to_string(),
+                    score::rounded(score::score(&self.defs, &e.core, now)),
+                )
+            })
+            .collect();
+        scored.sort_by(|a, b| b.1.total_cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        scored.truncate(n);
+        scored
+    }
+
+    /// Swaps in new signal definitions. Account state is carried over by
+    /// signal and rule id; state of removed signals and rules is dropped.
+    pub fn set_signals(&mut self, defs: Arc<SignalSet>) {
+        let signal_map: Vec<Option<SignalIdx>> = self
+            .defs
+            .signals
+            .iter()
+            .map(|s| defs.signal_idx(&s.id))
+            .collect();
+        let rule_map: Vec<Option<RuleIdx>> = self
+            .defs
+            .rules
+            .iter()
+            .map(|r| defs.rule_idx(&r.id))
+            .collect();
+        for entry in self.graph.entries_mut() {
+            entry.core.remap(&signal_map, &rule_map);
+            if let Some(base) = entry.base.as_mut() {
+                base.remap(&signal_map, &rule_map);
+            }
+            // Pending observations were extracted with the old definitions;
+            // they become final now rather than be replayed under new ones.
+            entry.log = Vec::new();
+            entry.base = None;
+            entry.emitted = Vec::new();
+        }
+        self.pending.clear();
+        let timers: Vec<_> = std::mem::take(&mut self.timers).into_vec();
+        for Reverse((deadline, idx, rule)) in timers {
+            if let Some(new_rule) = rule_map.get(rule as usize).copied().flatten() {
+                self.timers.push(Reverse((deadline, idx, new_rule)));
+            }
+        }
+        self.has_threshold_rule = has_threshold(&defs);
+        defs.analyzer.warm_up();
+        self.defs = defs;
+    }
+
+    /// Approximate heap bytes of the graph and the id memory.
+    pub fn heap_bytes(&self) -> usize {
+        self.graph.heap_bytes() + self.dedupe.len() * 24
+    }
+}
+
+fn has_threshold(defs: &SignalSet) -> bool {
+    defs.rules
+        .iter()
+        .any(|r| matches!(r.kind, RuleKind::Threshold { .. }))
+}
+
+/// Folds one observation into an account, evaluates the rules on it and
+/// renders what fired (with the state as of that observation).
+#[allow(clippy::too_many_arguments)]
+fn step(
+    defs: &SignalSet,
+    account: &str,
+    core: &mut AccountCore,
+    obs: &Observation,
+    has_threshold_rule: bool,
+    firings: &mut Vec<Firing>,
+    timers: &mut Vec<SilenceTimer>,
+    actions: &mut Vec<Action>,
+) {
+    let ts = obs.ts.millis();
+    let scored = has_threshold_rule && !obs.signals.is_empty();
+    let score_before = if scored {
+        score::score(defs, core, ts)
+    } else {
+        0.0
+    };
+    let change = core.apply(defs, obs);
+    let score_after = if scored {
+        score::score(defs, core, ts)
+    } else {
+        score_before
+    };
+    let cx = Context {
+        defs,
+        obs,
+        change: change.as_ref(),
+        score_before,
+        score_after,
+    };
+    firings.clear();
+    rules::evaluate(&cx, core, firings, timers);
+    for firing in firings.iter() {
+        let score = if scored {
+            score_after
+        } else {
+            score::score(defs, core, ts)
+        };
+        actions.push(render(defs, account, core, firing, score));
+    }
+}
+
+fn emit_all(
+    entry: &mut AccountEntry,
+    actions: Vec<Action>,
+    track: bool,
+    stats: &mut Stats,
+    out: &mut Vec<Action>,
+) {
+    for action in actions {
+        emit_one(entry, action, track, stats, out);
+    }
+}
+
+/// Emits an action unless one with its id was already emitted for this
+/// account's pending window. Returns whether it was emitted.
+fn emit_one(
+    entry: &mut AccountEntry,
+    action: Action,
+    track: bool,
+    stats: &mut Stats,
+    out: &mut Vec<Action>,
+) -> bool {
+    let digest = {
+        let mut hasher = FxHasher::default();
+        action.id.hash(&mut hasher);
+        hasher.finish()
+    };
+    if entry.emitted.contains(&digest) {
+        return false;
+    }
+    if track {
+        entry.emitted.push(digest);
+    }
+    stats.actions += 1;
+    *stats
+        .actions_by_rule
+        .entry(action.rule.to_string())
+        .or_default() += 1;
+    out.push(action);
+    true
+}
