@@ -23,7 +23,9 @@ use crate::actions::{render, Action};
 use crate::dedupe::IdDedupe;
 use crate::event::Event;
 use crate::extract::{Extractor, Observation};
-use crate::graph::{account_json, AccountCore, AccountEntry, AccountIdx, IntentGraph};
+use crate::graph::{
+    account_json, AccountCore, AccountEntry, AccountIdx, Emitted, IntentGraph, Origin,
+};
 use crate::ingest::{decode_with, DecodeError, Limits};
 use crate::rules::{self, fire_silence, Context, Firing, SilenceTimer};
 use crate::score::{self, Explanation};
@@ -84,6 +86,9 @@ pub struct Stats {
     pub actions: u64,
     pub actions_by_rule: BTreeMap<String, u64>,
     pub timers_fired: u64,
+    /// Actions emitted that the in-order result turned out not to contain
+    /// (a late event moved a firing; emitted actions cannot be taken back).
+    pub superseded: u64,
 }
 
 /// The intent-scoring pipeline over one set of accounts.
@@ -279,6 +284,13 @@ impl Pipeline {
             );
         }
         entry.core = core;
+        let replayed: Vec<u64> = actions.iter().map(|a| digest(&a.id)).collect();
+        for emitted in entry.emitted.iter_mut() {
+            if emitted.origin == Origin::Event && !replayed.contains(&emitted.digest) {
+                emitted.origin = Origin::Superseded;
+                self.stats.superseded += 1;
+            }
+        }
         emit_all(entry, actions, true, &mut self.stats, out);
         self.schedule(idx);
         // Timers the replay re-armed that were already due fire now (an
@@ -368,7 +380,7 @@ impl Pipeline {
                 let track = !entry.log.is_empty();
                 let score = score::score(&defs, &entry.core, firing.event_ts);
                 let action = render(&defs, &entry.id, &entry.core, &firing, score);
-                if emit_one(entry, action, track, &mut self.stats, out) {
+                if emit_one(entry, action, track, Origin::Timer, &mut self.stats, out) {
                     self.stats.timers_fired += 1;
                 }
             }
@@ -381,6 +393,13 @@ impl Pipeline {
         self.graph.with_account(account, |core| {
             score::rounded(score::score(&self.defs, core, now))
         })
+    }
+
+    /// The unrounded score of an account at a given instant (decay applied to
+    /// that instant; the state is as of now).
+    pub fn score_at(&self, account: &str, at: Timestamp) -> Option<f64> {
+        self.graph
+            .with_account(account, |core| score::score(&self.defs, core, at.millis()))
     }
 
     /// Why an account scores what it does, now.
@@ -520,8 +539,14 @@ fn emit_all(
     out: &mut Vec<Action>,
 ) {
     for action in actions {
-        emit_one(entry, action, track, stats, out);
+        emit_one(entry, action, track, Origin::Event, stats, out);
     }
+}
+
+fn digest(action_id: &str) -> u64 {
+    let mut hasher = FxHasher::default();
+    action_id.hash(&mut hasher);
+    hasher.finish()
 }
 
 /// Emits an action unless one with its id was already emitted for this
@@ -530,19 +555,16 @@ fn emit_one(
     entry: &mut AccountEntry,
     action: Action,
     track: bool,
+    origin: Origin,
     stats: &mut Stats,
     out: &mut Vec<Action>,
 ) -> bool {
-    let digest = {
-        let mut hasher = FxHasher::default();
-        action.id.hash(&mut hasher);
-        hasher.finish()
-    };
-    if entry.emitted.contains(&digest) {
+    let digest = digest(&action.id);
+    if entry.emitted.iter().any(|e| e.digest == digest) {
         return false;
     }
     if track {
-        entry.emitted.push(digest);
+        entry.emitted.push(Emitted { digest, origin });
     }
     stats.actions += 1;
     *stats

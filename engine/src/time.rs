@@ -77,9 +77,10 @@ pub fn parse_duration_ms(text: &str) -> Result<i64, String> {
     i64::try_from(duration.as_millis()).map_err(|_| "duration too large".to_string())
 }
 
-/// Formats milliseconds as a short human duration (`14d`, `48h`, `3m`).
+/// Formats milliseconds as a short human duration (`14d`, `48h`, `3m`):
+/// days from three days up, hours below.
 pub fn format_duration_ms(ms: i64) -> String {
-    if ms % DAY_MS == 0 && ms != 0 {
+    if ms % DAY_MS == 0 && ms >= 3 * DAY_MS {
         format!("{}d", ms / DAY_MS)
     } else if ms % HOUR_MS == 0 && ms != 0 {
         format!("{}h", ms / HOUR_MS)
@@ -126,5 +127,7 @@ mod tests {
         assert!(parse_duration_ms("soon").is_err());
         assert_eq!(format_duration_ms(14 * DAY_MS), "14d");
         assert_eq!(format_duration_ms(90 * MINUTE_MS), "90m");
+        assert_eq!(format_duration_ms(48 * HOUR_MS), "48h");
+        assert_eq!(format_duration_ms(DAY_MS), "24h");
     }
 }

@@ -33,9 +33,27 @@ pub struct AccountEntry {
     pub(crate) base: Option<Box<AccountCore>>,
     /// Observations not yet final (newer than the watermark), in time order.
     pub(crate) log: Vec<Observation>,
-    /// Hashes of the ids of actions emitted while `log` is open, so that a
-    /// replay re-emits nothing.
-    pub(crate) emitted: Vec<u64>,
+    /// Actions emitted while `log` is open, so that a replay re-emits nothing.
+    pub(crate) emitted: Vec<Emitted>,
+}
+
+/// Where an emitted action came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Origin {
+    /// Fired by an event.
+    Event,
+    /// Fired by a silence timer (replays do not re-fire timers).
+    Timer,
+    /// Fired by an event, but a replay in time order no longer fires it.
+    Superseded,
+}
+
+/// An action emitted while its account had pending observations.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Emitted {
+    /// Hash of the action id.
+    pub digest: u64,
+    pub origin: Origin,
 }
 
 impl AccountEntry {
@@ -48,7 +66,7 @@ impl AccountEntry {
                 .as_ref()
                 .map_or(0, |b| std::mem::size_of::<AccountCore>() + b.heap_bytes())
             + self.log.capacity() * std::mem::size_of::<Observation>()
-            + self.emitted.capacity() * 8
+            + self.emitted.capacity() * std::mem::size_of::<Emitted>()
     }
 }
 

@@ -128,6 +128,17 @@ pub fn compile_sources(sources: &[Source]) -> Result<SignalSet, DefErrors> {
         match toml::from_str::<RawFile>(&source.text) {
             Ok(raw) => files.push((source, raw)),
             Err(e) => {
+                // Signals of a file refused for its shape are still known by
+                // id, so rules naming them do not add a cascade of errors.
+                if let Ok(table) = toml::from_str::<toml::Table>(&source.text) {
+                    if let Some(toml::Value::Array(signals)) = table.get("signal") {
+                        for signal in signals {
+                            if let Some(id) = signal.get("id").and_then(|v| v.as_str()) {
+                                cx.broken_signals.push(id.to_string());
+                            }
+                        }
+                    }
+                }
                 let line = e.span().map_or(0, |span| line_of(&source.text, span.start));
                 cx.errors.push(DefError {
                     file: source.path.clone(),
@@ -160,6 +171,8 @@ fn line_of(text: &str, offset: usize) -> usize {
 struct Compiler {
     errors: Vec<DefError>,
     warnings: Vec<DefError>,
+    /// Ids of signals refused for their own errors (already reported).
+    broken_signals: Vec<String>,
 }
 
 /// Where we are while checking one file.
@@ -372,8 +385,9 @@ impl Compiler {
                     continue;
                 }
                 signal_where.insert(id.clone(), at.line(&s.id));
-                if let Some(def) = self.signal(&at, s, &mut libraries, &mut builder) {
-                    signals.push(def);
+                match self.signal(&at, s, &mut libraries, &mut builder) {
+                    Some(def) => signals.push(def),
+                    None => self.broken_signals.push(id.clone()),
                 }
             }
         }
@@ -807,7 +821,7 @@ impl Compiler {
             let found = signals
                 .iter()
                 .position(|s| &*s.id == name.get_ref().as_str());
-            if found.is_none() {
+            if found.is_none() && !cx.broken_signals.contains(name.get_ref()) {
                 at.err(cx, name, format!("unknown signal '{}'", name.get_ref()));
             }
             found.map(|i| i as SignalIdx)
