@@ -10,7 +10,6 @@ use std::fmt;
 
 use serde::de::{self, Deserializer, IgnoredAny, MapAccess, Visitor};
 use serde::Deserialize;
-use serde_json::value::RawValue;
 use thiserror::Error;
 
 use crate::event::{
@@ -93,7 +92,8 @@ impl DecodeError {
 }
 
 /// A JSON value as it appeared, kept loosely typed so that a wrong type turns
-/// into an error naming the field rather than a generic serde message.
+/// into an error naming the field rather than a generic serde message. Parsed
+/// in one pass; strings borrow from the input when they have no escapes.
 #[derive(Debug, Clone)]
 enum Loose<'a> {
     Null,
@@ -101,7 +101,8 @@ enum Loose<'a> {
     Int(i64),
     Float(f64),
     Str(Cow<'a, str>),
-    Composite(&'a RawValue),
+    Object(Vec<(Cow<'a, str>, Loose<'a>)>),
+    Array,
 }
 
 impl Loose<'_> {
@@ -111,87 +112,130 @@ impl Loose<'_> {
             Loose::Bool => "a boolean",
             Loose::Int(_) | Loose::Float(_) => "a number",
             Loose::Str(_) => "a string",
-            Loose::Composite(raw) => {
-                if raw.get().starts_with('[') {
-                    "an array"
-                } else {
-                    "an object"
-                }
-            }
+            Loose::Object(_) => "an object",
+            Loose::Array => "an array",
         }
     }
 }
 
-/// Deserializes any JSON value into [`Loose`], borrowing strings and nested
-/// composites: the value is taken as raw text first, then classified.
+/// An object key, borrowed from the input unless it had escapes. (serde's
+/// own `Cow<str>` always allocates.)
+struct Key<'a>(Cow<'a, str>);
+
+impl<'de> Deserialize<'de> for Key<'de> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct KeyVisitor;
+        impl<'de> Visitor<'de> for KeyVisitor {
+            type Value = Key<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a key")
+            }
+            fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Borrowed(v)))
+            }
+            fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v.to_string())))
+            }
+            fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+                Ok(Key(Cow::Owned(v)))
+            }
+        }
+        deserializer.deserialize_str(KeyVisitor)
+    }
+}
+
+struct LooseVisitor;
+
+impl<'de> Visitor<'de> for LooseVisitor {
+    type Value = Loose<'de>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("any JSON value")
+    }
+    fn visit_unit<E>(self) -> Result<Self::Value, E> {
+        Ok(Loose::Null)
+    }
+    fn visit_none<E>(self) -> Result<Self::Value, E> {
+        Ok(Loose::Null)
+    }
+    fn visit_bool<E>(self, _: bool) -> Result<Self::Value, E> {
+        Ok(Loose::Bool)
+    }
+    fn visit_i64<E>(self, v: i64) -> Result<Self::Value, E> {
+        Ok(Loose::Int(v))
+    }
+    fn visit_u64<E>(self, v: u64) -> Result<Self::Value, E> {
+        Ok(i64::try_from(v).map_or(Loose::Float(v as f64), Loose::Int))
+    }
+    fn visit_f64<E>(self, v: f64) -> Result<Self::Value, E> {
+        Ok(Loose::Float(v))
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Loose::Str(Cow::Borrowed(v)))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Loose::Str(Cow::Owned(v.to_string())))
+    }
+    fn visit_string<E>(self, v: String) -> Result<Self::Value, E> {
+        Ok(Loose::Str(Cow::Owned(v)))
+    }
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        while seq.next_element::<IgnoredAny>()?.is_some() {}
+        Ok(Loose::Array)
+    }
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let mut entries = Vec::new();
+        while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+            let value: Loose<'de> = map.next_value()?;
+            entries.push((key, value));
+        }
+        Ok(Loose::Object(entries))
+    }
+}
+
 impl<'de> Deserialize<'de> for Loose<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw: &'de RawValue = Deserialize::deserialize(deserializer)?;
-        let text = raw.get();
-        match text.as_bytes().first() {
-            Some(b'{') | Some(b'[') => Ok(Loose::Composite(raw)),
-            Some(b'"') => {
-                let s: Cow<'de, str> = borrowed_str(text).map_err(de::Error::custom)?;
-                Ok(Loose::Str(s))
-            }
-            Some(b'n') => Ok(Loose::Null),
-            Some(b't') | Some(b'f') => Ok(Loose::Bool),
-            _ => {
-                if let Ok(v) = text.parse::<i64>() {
-                    Ok(Loose::Int(v))
-                } else {
-                    text.parse::<f64>()
-                        .map(Loose::Float)
-                        .map_err(de::Error::custom)
-                }
-            }
-        }
+        deserializer.deserialize_any(LooseVisitor)
     }
 }
 
-/// Unquotes a JSON string literal, borrowing when it has no escapes.
-fn borrowed_str(literal: &str) -> Result<Cow<'_, str>, serde_json::Error> {
-    let inner = &literal[1..literal.len() - 1];
-    if !inner.contains('\\') {
-        Ok(Cow::Borrowed(inner))
-    } else {
-        serde_json::from_str::<String>(literal).map(Cow::Owned)
-    }
+/// Field names the contract knows, by slot; anything else is ignored for
+/// forward compatibility.
+const N_FIELDS: usize = 23;
+
+fn field_slot(name: &str) -> Option<usize> {
+    Some(match name {
+        "id" => 0,
+        "ts" => 1,
+        "account" => 2,
+        "kind" => 3,
+        "contact" => 4,
+        "url" => 5,
+        "title" => 6,
+        "dwell_ms" => 7,
+        "action" => 8,
+        "referrer" => 9,
+        "attrs" => 10,
+        "text" => 11,
+        "subject" => 12,
+        "body" => 13,
+        "direction" => 14,
+        "speaker" => 15,
+        "speaker_role" => 16,
+        "meeting_id" => 17,
+        "type" => 18,
+        "old_title" => 19,
+        "new_title" => 20,
+        "stage" => 21,
+        "industry" => 22,
+        _ => return None,
+    })
 }
 
 /// The top-level fields as they came, before validation.
-#[derive(Default)]
 struct RawEvent<'a> {
-    fields: Vec<(&'static str, Loose<'a>)>,
+    fields: [Option<Loose<'a>>; N_FIELDS],
 }
-
-/// Field names the contract knows; anything else is ignored for forward
-/// compatibility.
-const KNOWN_FIELDS: &[&str] = &[
-    "id",
-    "ts",
-    "account",
-    "kind",
-    "contact",
-    "url",
-    "title",
-    "dwell_ms",
-    "action",
-    "referrer",
-    "attrs",
-    "text",
-    "subject",
-    "body",
-    "direction",
-    "speaker",
-    "speaker_role",
-    "meeting_id",
-    "type",
-    "old_title",
-    "new_title",
-    "stage",
-    "industry",
-];
 
 impl<'de> Deserialize<'de> for RawEvent<'de> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
@@ -205,16 +249,12 @@ impl<'de> Deserialize<'de> for RawEvent<'de> {
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut raw = RawEvent {
-                    fields: Vec::with_capacity(10),
+                    fields: Default::default(),
                 };
-                while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                    match KNOWN_FIELDS.iter().find(|k| **k == key.as_ref()) {
-                        Some(name) => {
-                            let value: Loose<'de> = map.next_value()?;
-                            // A repeated key keeps its last value, like most JSON parsers.
-                            raw.fields.retain(|(n, _)| n != name);
-                            raw.fields.push((name, value));
-                        }
+                while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
+                    match field_slot(&key) {
+                        // A repeated key keeps its last value, like most JSON parsers.
+                        Some(slot) => raw.fields[slot] = Some(map.next_value()?),
                         None => {
                             map.next_value::<IgnoredAny>()?;
                         }
@@ -229,11 +269,10 @@ impl<'de> Deserialize<'de> for RawEvent<'de> {
 
 impl<'a> RawEvent<'a> {
     fn take(&mut self, name: &str) -> Option<Loose<'a>> {
-        let idx = self.fields.iter().position(|(n, _)| *n == name)?;
-        let (_, value) = self.fields.swap_remove(idx);
-        match value {
-            Loose::Null => None,
-            other => Some(other),
+        let slot = field_slot(name)?;
+        match self.fields[slot].take() {
+            None | Some(Loose::Null) => None,
+            other => other,
         }
     }
 }
@@ -312,7 +351,7 @@ impl Validator<'_> {
         })?;
         let contact = match raw.take("contact") {
             None => None,
-            Some(Loose::Composite(obj)) if obj.get().starts_with('{') => Some(self.contact(obj)?),
+            Some(Loose::Object(obj)) => Some(self.contact(obj)?),
             Some(other) => {
                 return Err(DecodeError::invalid(
                     "contact",
@@ -366,7 +405,7 @@ impl Validator<'_> {
         };
         let attrs = match raw.take("attrs") {
             None => Vec::new(),
-            Some(Loose::Composite(obj)) if obj.get().starts_with('{') => self.attrs(obj)?,
+            Some(Loose::Object(obj)) => self.attrs(obj)?,
             Some(other) => {
                 return Err(DecodeError::invalid(
                     "attrs",
@@ -455,9 +494,7 @@ impl Validator<'_> {
         })
     }
 
-    fn contact<'a>(&self, obj: &'a RawValue) -> Result<Contact<'a>, DecodeError> {
-        let map: Vec<(Cow<'a, str>, Loose<'a>)> =
-            parse_object(obj.get()).map_err(|e| DecodeError::invalid("contact", e.to_string()))?;
+    fn contact<'a>(&self, map: Vec<(Cow<'a, str>, Loose<'a>)>) -> Result<Contact<'a>, DecodeError> {
         let mut contact = Contact::default();
         for (key, value) in map {
             let slot = match key.as_ref() {
@@ -494,9 +531,10 @@ impl Validator<'_> {
         Ok(contact)
     }
 
-    fn attrs<'a>(&self, obj: &'a RawValue) -> Result<Vec<(Cow<'a, str>, f64)>, DecodeError> {
-        let map: Vec<(Cow<'a, str>, Loose<'a>)> =
-            parse_object(obj.get()).map_err(|e| DecodeError::invalid("attrs", e.to_string()))?;
+    fn attrs<'a>(
+        &self,
+        map: Vec<(Cow<'a, str>, Loose<'a>)>,
+    ) -> Result<Vec<(Cow<'a, str>, f64)>, DecodeError> {
         if map.len() > self.limits.max_attrs {
             return Err(DecodeError::invalid(
                 "attrs",
@@ -581,26 +619,6 @@ impl Validator<'_> {
     fn long(&self, name: &'static str, value: &str) -> Result<(), DecodeError> {
         check_size(name, value, self.limits.max_text_bytes)
     }
-}
-
-fn parse_object(text: &str) -> Result<Vec<(Cow<'_, str>, Loose<'_>)>, serde_json::Error> {
-    struct ObjectVisitor;
-    impl<'de> Visitor<'de> for ObjectVisitor {
-        type Value = Vec<(Cow<'de, str>, Loose<'de>)>;
-        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-            f.write_str("an object")
-        }
-        fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
-            let mut out = Vec::new();
-            while let Some(key) = map.next_key::<Cow<'de, str>>()? {
-                let value: Loose<'de> = map.next_value()?;
-                out.push((key, value));
-            }
-            Ok(out)
-        }
-    }
-    let mut de = serde_json::Deserializer::from_str(text);
-    de.deserialize_map(ObjectVisitor)
 }
 
 fn check_size(name: &'static str, value: &str, limit: usize) -> Result<(), DecodeError> {

@@ -43,9 +43,9 @@ pub struct TopicObs {
 /// What the event says about its contact.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContactObs {
-    pub key: Box<str>,
-    pub name: Option<Box<str>>,
-    pub title: Option<Box<str>>,
+    pub key: Arc<str>,
+    pub name: Option<Arc<str>>,
+    pub title: Option<Arc<str>>,
     pub is_decision_role: bool,
 }
 
@@ -53,8 +53,8 @@ pub struct ContactObs {
 #[derive(Debug, Clone, PartialEq)]
 pub struct CrmObs {
     pub crm_type: CrmType,
-    pub old_title: Option<Box<str>>,
-    pub new_title: Option<Box<str>>,
+    pub old_title: Option<Arc<str>>,
+    pub new_title: Option<Arc<str>>,
     pub old_title_decision: bool,
     pub new_title_decision: bool,
     pub industry: Option<Box<str>>,
@@ -68,7 +68,7 @@ pub struct CrmObs {
 pub struct Observation {
     /// Arrival order, the tie-break between events with the same time.
     pub seq: u64,
-    pub id: Box<str>,
+    pub id: Arc<str>,
     pub ts: Timestamp,
     pub kind: Kind,
     /// A web visit, an inbound e-mail or a customer utterance.
@@ -78,12 +78,74 @@ pub struct Observation {
     pub phrases: Vec<LibraryHit>,
     pub topics: Vec<TopicObs>,
     pub attrs: Vec<(Box<str>, f64)>,
-    pub crm: Option<CrmObs>,
+    pub crm: Option<Box<CrmObs>>,
+}
+
+/// Contact titles remembered with the libraries they match.
+const TITLE_CACHE_CAPACITY: usize = 20_000;
+
+/// A string-keyed cache of derived values, emptied when full: bounded memory,
+/// and repeated keys (page URLs, page titles) stay cheap.
+pub struct BoundedCache<V> {
+    map: rustc_hash::FxHashMap<Box<str>, V>,
+    capacity: usize,
+}
+
+impl<V> Default for BoundedCache<V> {
+    fn default() -> Self {
+        BoundedCache {
+            map: rustc_hash::FxHashMap::default(),
+            capacity: 20_000,
+        }
+    }
+}
+
+impl<V> BoundedCache<V> {
+    pub fn get(&self, key: &str) -> Option<&V> {
+        self.map.get(key)
+    }
+
+    pub fn insert(&mut self, key: &str, value: V) {
+        if key.len() > 512 {
+            return;
+        }
+        if self.map.len() >= self.capacity {
+            self.map.clear();
+        }
+        self.map.insert(key.into(), value);
+    }
+
+    pub fn clear(&mut self) {
+        self.map.clear();
+    }
+}
+
+impl BoundedCache<Arc<str>> {
+    /// A shared copy of `text`.
+    pub fn intern(&mut self, text: &str) -> Arc<str> {
+        if let Some(shared) = self.map.get(text) {
+            return shared.clone();
+        }
+        let shared: Arc<str> = Arc::from(text);
+        self.insert(text, shared.clone());
+        shared
+    }
 }
 
 /// Reusable buffers for extraction, plus the running document frequencies.
 #[derive(Default)]
 pub struct Extractor {
+    /// Signals whose `url` regex matched the current event's URL.
+    url_matched: Vec<SignalIdx>,
+    /// Contact title → libraries it matches, for the definitions of `title_cache_version`.
+    title_cache: rustc_hash::FxHashMap<Box<str>, Vec<LibraryIdx>>,
+    title_cache_version: Option<Arc<str>>,
+    /// Web URL → signals whose `url` regex matches it.
+    url_cache: BoundedCache<Vec<SignalIdx>>,
+    /// Recent contact keys, names and titles, shared rather than copied.
+    strings: BoundedCache<Arc<str>>,
+    /// Web page title → its phrase hits.
+    page_title_cache: BoundedCache<Vec<(LibraryIdx, FieldSet, u32)>>,
     analyzed: Analyzed,
     words: Analyzed,
     scratch: MatchScratch,
@@ -101,13 +163,40 @@ impl Extractor {
     /// Extracts the observation of one event.
     pub fn extract(&mut self, defs: &SignalSet, event: &Event<'_>, seq: u64) -> Observation {
         self.field_hits.clear();
+        self.url_matched.clear();
+        if self.title_cache_version.as_ref() != Some(&defs.version) {
+            self.title_cache.clear();
+            self.url_cache.clear();
+            self.page_title_cache.clear();
+            self.title_cache_version = Some(defs.version.clone());
+        }
         let mut topics = Vec::new();
         let mut attrs = Vec::new();
         let mut crm = None;
         match &event.body {
             Body::Web(web) => {
+                if !defs.url_set_signals.is_empty() {
+                    match self.url_cache.get(web.url.as_ref()) {
+                        Some(signals) => self.url_matched.extend_from_slice(signals),
+                        None => {
+                            for pattern in defs.url_set.matches(&web.url).iter() {
+                                self.url_matched.push(defs.url_set_signals[pattern]);
+                            }
+                            self.url_cache.insert(&web.url, self.url_matched.clone());
+                        }
+                    }
+                }
                 if let Some(title) = &web.title {
-                    self.match_field(defs, title, FieldSet::TITLE);
+                    // Page titles repeat: their phrase hits are cached.
+                    match self.page_title_cache.get(title.as_ref()) {
+                        Some(hits) => self.field_hits.extend_from_slice(hits),
+                        None => {
+                            let before = self.field_hits.len();
+                            self.match_field(defs, title, FieldSet::TITLE);
+                            let hits = self.field_hits[before..].to_vec();
+                            self.page_title_cache.insert(title, hits);
+                        }
+                    }
                 }
                 if let Some(text) = &web.text {
                     self.match_field(defs, text, FieldSet::TEXT);
@@ -137,7 +226,7 @@ impl Extractor {
                 topics = self.open_keywords(defs, &t.text);
             }
             Body::Crm(c) => {
-                crm = Some(CrmObs {
+                crm = Some(Box::new(CrmObs {
                     crm_type: c.crm_type,
                     old_title_decision: c
                         .old_title
@@ -147,31 +236,24 @@ impl Extractor {
                         .new_title
                         .as_deref()
                         .is_some_and(|t| self.is_decision_role(defs, t)),
-                    old_title: c.old_title.as_deref().map(Box::from),
-                    new_title: c.new_title.as_deref().map(Box::from),
+                    old_title: c.old_title.as_deref().map(|t| self.strings.intern(t)),
+                    new_title: c.new_title.as_deref().map(|t| self.strings.intern(t)),
                     industry: c.industry.as_deref().map(Box::from),
                     stage: c.stage.as_deref().map(Box::from),
-                });
+                }));
             }
         }
         let contact = event.contact.as_ref().and_then(|c| {
             let key = c.key()?;
-            let title = match (&crm, &c.title) {
-                // A title change event carries the new title.
-                (
-                    Some(CrmObs {
-                        crm_type: CrmType::ContactTitleChanged,
-                        new_title: Some(t),
-                        ..
-                    }),
-                    _,
-                ) => Some(t.clone()),
-                (_, Some(t)) => Some(Box::from(t.as_ref())),
-                _ => None,
-            };
+            // A title change event carries the new title.
+            let changed_to = crm
+                .as_deref()
+                .filter(|c| c.crm_type == CrmType::ContactTitleChanged)
+                .and_then(|c| c.new_title.clone());
+            let title = changed_to.or_else(|| c.title.as_deref().map(|t| self.strings.intern(t)));
             Some(ContactObs {
-                key: key.into(),
-                name: c.name.as_deref().map(Box::from),
+                key: self.strings.intern(key),
+                name: c.name.as_deref().map(|n| self.strings.intern(n)),
                 is_decision_role: title
                     .as_deref()
                     .is_some_and(|t| self.is_decision_role(defs, t)),
@@ -181,9 +263,13 @@ impl Extractor {
 
         let mut signals = Vec::new();
         for (idx, signal) in defs.signals.iter().enumerate() {
-            if let Some(keywords) =
-                self.condition_holds(defs, &signal.when, event, contact.as_ref())
-            {
+            if let Some(keywords) = self.condition_holds(
+                defs,
+                idx as SignalIdx,
+                &signal.when,
+                event,
+                contact.as_ref(),
+            ) {
                 signals.push(SignalHit {
                     signal: idx as SignalIdx,
                     keywords,
@@ -205,7 +291,7 @@ impl Extractor {
         }
         Observation {
             seq,
-            id: event.id.as_ref().into(),
+            id: Arc::from(event.id.as_ref()),
             ts: event.ts,
             kind: event.kind(),
             inbound: event.is_inbound_customer_activity(),
@@ -229,15 +315,30 @@ impl Extractor {
         }
     }
 
+    /// Whether a contact title matches a phrase of any of `libraries`
+    /// (titles repeat, so their library matches are cached).
     fn titles_match(&mut self, defs: &SignalSet, title: &str, libraries: &[LibraryIdx]) -> bool {
+        if let Some(matched) = self.title_cache.get(title) {
+            return matched.iter().any(|l| libraries.contains(l));
+        }
         defs.analyzer
             .analyze(title, View::Match, &mut self.analyzed);
         self.hits.clear();
         defs.matcher
             .find(&self.analyzed, &mut self.scratch, &mut self.hits);
-        self.hits
+        let mut matched: Vec<LibraryIdx> = self
+            .hits
             .iter()
-            .any(|h| libraries.contains(&defs.matcher.phrase(h.phrase).library))
+            .map(|h| defs.matcher.phrase(h.phrase).library)
+            .collect();
+        matched.sort_unstable();
+        matched.dedup();
+        let result = matched.iter().any(|l| libraries.contains(l));
+        if self.title_cache.len() >= TITLE_CACHE_CAPACITY {
+            self.title_cache.clear();
+        }
+        self.title_cache.insert(title.into(), matched);
+        result
     }
 
     fn is_decision_role(&mut self, defs: &SignalSet, title: &str) -> bool {
@@ -264,6 +365,7 @@ impl Extractor {
     fn condition_holds(
         &mut self,
         defs: &SignalSet,
+        signal: SignalIdx,
         when: &Condition,
         event: &Event<'_>,
         contact: Option<&ContactObs>,
@@ -273,10 +375,8 @@ impl Extractor {
         }
         match &event.body {
             Body::Web(web) => {
-                if let Some(re) = &when.url {
-                    if !re.is_match(&web.url) {
-                        return None;
-                    }
+                if when.url.is_some() && !self.url_matched.contains(&signal) {
+                    return None;
                 }
                 if let Some(re) = &when.title {
                     if !web.title.as_deref().is_some_and(|t| re.is_match(t)) {
@@ -318,8 +418,7 @@ impl Extractor {
         }
         if !when.contact_title.is_empty() {
             let title = contact.and_then(|c| c.title.as_deref());
-            let libraries = when.contact_title.clone();
-            if !title.is_some_and(|t| self.titles_match(defs, t, &libraries)) {
+            if !title.is_some_and(|t| self.titles_match(defs, t, &when.contact_title)) {
                 return None;
             }
         }

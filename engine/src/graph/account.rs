@@ -30,13 +30,13 @@ pub const PRUNE_BELOW: f64 = 1e-3;
 /// A person at the account.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContactState {
-    pub key: Box<str>,
-    pub name: Option<Box<str>>,
-    pub title: Option<Box<str>>,
+    pub key: Arc<str>,
+    pub name: Option<Arc<str>>,
+    pub title: Option<Arc<str>>,
     pub is_decision_role: bool,
     pub left: bool,
     /// Earlier titles with the time they were replaced, oldest first.
-    pub title_history: Vec<(i64, Box<str>)>,
+    pub title_history: Vec<(i64, Arc<str>)>,
     pub last_seen: i64,
 }
 
@@ -57,7 +57,7 @@ pub struct SignalState {
     /// Times and kinds of recent occurrences, ascending, for windowed rules.
     pub occurrences: Vec<(i64, Kind)>,
     /// Most recent evidence events: (event id, time).
-    pub evidence: Vec<(Box<str>, i64)>,
+    pub evidence: Vec<(Arc<str>, i64)>,
     pub keywords: Vec<Arc<str>>,
     pub total: u32,
     pub last_ts: i64,
@@ -76,8 +76,8 @@ pub struct RuleState {
 pub struct SilenceState {
     pub start_ts: i64,
     pub deadline: i64,
-    pub start_event: Box<str>,
-    pub contact: Option<Box<str>>,
+    pub start_event: Arc<str>,
+    pub contact: Option<Arc<str>>,
     /// Broken by inbound activity, or already fired.
     pub done: bool,
 }
@@ -85,9 +85,9 @@ pub struct SilenceState {
 /// A contact's title or presence changed with this observation.
 #[derive(Debug, Clone, PartialEq)]
 pub struct ContactChange {
-    pub contact: Box<str>,
-    pub old_title: Option<Box<str>>,
-    pub new_title: Option<Box<str>>,
+    pub contact: Arc<str>,
+    pub old_title: Option<Arc<str>>,
+    pub new_title: Option<Arc<str>>,
     pub was_decision_role: bool,
     pub is_decision_role: bool,
     pub left: bool,
@@ -404,7 +404,7 @@ impl AccountCore {
         }
         for s in &self.signals {
             bytes += s.occurrences.capacity() * size_of::<(i64, Kind)>()
-                + s.evidence.capacity() * size_of::<(Box<str>, i64)>()
+                + s.evidence.capacity() * size_of::<(Arc<str>, i64)>()
                 + s.evidence.iter().map(|(id, _)| id.len()).sum::<usize>()
                 + s.keywords.capacity() * size_of::<Arc<str>>();
         }

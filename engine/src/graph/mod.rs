@@ -15,58 +15,27 @@ pub use account::{
     AccountCore, ContactChange, ContactState, RuleState, SignalState, SilenceState, TopicState,
 };
 
-use crate::extract::Observation;
 use crate::signal_defs::SignalSet;
 use crate::time::Timestamp;
 
 /// Dense index of an account in the graph.
 pub type AccountIdx = u32;
 
-/// One account with its speculative-replay bookkeeping.
+/// One account: its live state and what the pipeline keeps to place late
+/// events in time order.
 #[derive(Debug, Clone, Default)]
 pub struct AccountEntry {
     pub id: Box<str>,
     /// The live state: every observation applied, in event-time order.
     pub core: AccountCore,
-    /// The state before the first observation in `log`, kept while any
-    /// observation of the account is still within the allowed lateness.
-    pub(crate) base: Option<Box<AccountCore>>,
-    /// Observations not yet final (newer than the watermark), in time order.
-    pub(crate) log: Vec<Observation>,
-    /// Actions emitted while `log` is open, so that a replay re-emits nothing.
-    pub(crate) emitted: Vec<Emitted>,
-}
-
-/// Where an emitted action came from.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Origin {
-    /// Fired by an event.
-    Event,
-    /// Fired by a silence timer (replays do not re-fire timers).
-    Timer,
-    /// Fired by an event, but a replay in time order no longer fires it.
-    Superseded,
-}
-
-/// An action emitted while its account had pending observations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Emitted {
-    /// Hash of the action id.
-    pub digest: u64,
-    pub origin: Origin,
+    /// Observations not yet final, with checkpoints to replay them from.
+    pub(crate) pending: crate::pipeline::Pending,
 }
 
 impl AccountEntry {
     /// Approximate heap bytes held (for memory reports).
     pub fn heap_bytes(&self) -> usize {
-        self.id.len()
-            + self.core.heap_bytes()
-            + self
-                .base
-                .as_ref()
-                .map_or(0, |b| std::mem::size_of::<AccountCore>() + b.heap_bytes())
-            + self.log.capacity() * std::mem::size_of::<Observation>()
-            + self.emitted.capacity() * std::mem::size_of::<Emitted>()
+        self.id.len() + self.core.heap_bytes() + self.pending.heap_bytes()
     }
 }
 

@@ -30,8 +30,8 @@ pub struct Vars {
     pub silence_ms: Option<i64>,
     pub attr: Option<String>,
     pub value: Option<f64>,
-    pub old_title: Option<Box<str>>,
-    pub new_title: Option<Box<str>>,
+    pub old_title: Option<Arc<str>>,
+    pub new_title: Option<Arc<str>>,
 }
 
 /// A rule that fired, before it is rendered into an action.
@@ -42,9 +42,9 @@ pub struct Firing {
     /// action id, so a re-evaluation yields the same id.
     pub window_key: String,
     pub event_ts: i64,
-    pub trigger_event: Option<Box<str>>,
-    pub contact: Option<Box<str>>,
-    pub evidence_events: Vec<Box<str>>,
+    pub trigger_event: Option<Arc<str>>,
+    pub contact: Option<Arc<str>>,
+    pub evidence_events: Vec<Arc<str>>,
     pub signals: Vec<Arc<str>>,
     pub keywords: Vec<Arc<str>>,
     pub vars: Vars,
@@ -163,7 +163,7 @@ fn top_evidence(cx: &Context<'_>, core: &AccountCore, firing: &mut Firing, n_sig
     }
 }
 
-fn push_unique(list: &mut Vec<Box<str>>, id: Box<str>) {
+fn push_unique(list: &mut Vec<Arc<str>>, id: Arc<str>) {
     if !list.contains(&id) {
         list.push(id);
     }

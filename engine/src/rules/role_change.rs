@@ -16,10 +16,11 @@ pub(super) fn evaluate(cx: &Context<'_>, rule: RuleIdx) -> Option<Firing> {
     firing.evidence_events.push(cx.obs.id.clone());
     firing.vars = Vars {
         old_title: change.old_title.clone(),
-        new_title: change
-            .new_title
-            .clone()
-            .or_else(|| change.left.then(|| Box::from("(left the company)"))),
+        new_title: change.new_title.clone().or_else(|| {
+            change
+                .left
+                .then(|| std::sync::Arc::from("(left the company)"))
+        }),
         ..Vars::default()
     };
     Some(firing)

@@ -490,7 +490,16 @@ impl Compiler {
         if !self.errors.is_empty() {
             return None;
         }
+        let url_signals: Vec<(SignalIdx, &str)> = signals
+            .iter()
+            .enumerate()
+            .filter_map(|(i, s)| s.when.url.as_ref().map(|re| (i as SignalIdx, re.as_str())))
+            .collect();
+        let url_set = regex::RegexSet::new(url_signals.iter().map(|(_, re)| *re))
+            .expect("each pattern compiled on its own");
         Some(SignalSet {
+            url_set,
+            url_set_signals: url_signals.iter().map(|(i, _)| *i).collect(),
             version: version.into(),
             matcher: builder.build(),
             analyzer,

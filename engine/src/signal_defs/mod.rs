@@ -224,6 +224,10 @@ pub struct SignalSet {
     pub decision_roles: Option<LibraryIdx>,
     /// Non-fatal remarks (e.g. a phrase that stopwords reduce to one word).
     pub warnings: Vec<DefError>,
+    /// Every signal's `url` regex in one set, so a URL is scanned once.
+    pub url_set: regex::RegexSet,
+    /// The signal of each pattern of `url_set`.
+    pub url_set_signals: Vec<SignalIdx>,
 }
 
 impl SignalSet {

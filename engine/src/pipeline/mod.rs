@@ -11,6 +11,10 @@
 //! emitted are not emitted again (their ids are deterministic). An event
 //! older than the watermark is still applied, and counted as late.
 
+mod pending;
+
+pub use pending::{Origin, Pending, CHECKPOINT_EVERY};
+
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BinaryHeap, VecDeque};
 use std::hash::{Hash, Hasher};
@@ -23,9 +27,7 @@ use crate::actions::{render, Action};
 use crate::dedupe::IdDedupe;
 use crate::event::Event;
 use crate::extract::{Extractor, Observation};
-use crate::graph::{
-    account_json, AccountCore, AccountEntry, AccountIdx, Emitted, IntentGraph, Origin,
-};
+use crate::graph::{account_json, AccountCore, AccountEntry, AccountIdx, IntentGraph};
 use crate::ingest::{decode_with, DecodeError, Limits};
 use crate::rules::{self, fire_silence, Context, Firing, SilenceTimer};
 use crate::score::{self, Explanation};
@@ -228,70 +230,83 @@ impl Pipeline {
         let ts = obs.ts.millis();
         let late = ts < self.watermark;
         let defs = Arc::clone(&self.defs);
+        let has_threshold_rule = self.has_threshold_rule;
         let entry = self.graph.entry_mut(idx);
-        let in_order = match entry.log.last() {
-            Some(last) => (ts, obs.seq) >= (last.ts.millis(), last.seq),
-            None => entry.core.n_events == 0 || ts >= entry.core.last_ts,
-        };
         let track = self.config.allowed_lateness_ms > 0 && !late;
-        if in_order || entry.base.is_none() {
-            if track && entry.log.is_empty() {
-                entry.base = Some(Box::new(entry.core.clone()));
-                self.pending.push_back((ts, idx));
+        let trigger = (ts, obs.seq);
+        self.new_timers.clear();
+        let mut actions = Vec::new();
+        if entry.pending.is_in_order(&obs) || entry.pending.is_empty() {
+            if track {
+                if entry.pending.is_empty() {
+                    self.pending.push_back((ts, idx));
+                }
+                entry.pending.checkpoint_if_due(&entry.core);
             }
-            self.new_timers.clear();
-            let mut actions = Vec::new();
             step(
                 &defs,
                 &entry.id,
                 &mut entry.core,
                 &obs,
-                self.has_threshold_rule,
+                has_threshold_rule,
                 &mut self.firings,
                 &mut self.new_timers,
                 &mut actions,
             );
-            emit_all(entry, actions, track, &mut self.stats, out);
+            emit_all(entry, actions, track, trigger, &mut self.stats, out);
             if track {
-                entry.log.push(obs);
+                entry.pending.push(obs);
+                entry
+                    .pending
+                    .enforce_cap(&entry.core, self.config.max_pending_per_account);
             }
             self.schedule(idx);
-            self.bound_log(idx);
             return Outcome::Applied {
                 late,
                 reordered: false,
             };
         }
         // Out of order within the lateness: re-apply the account's pending
-        // observations in time order from the state before them.
-        let at = entry
-            .log
-            .partition_point(|o| (o.ts, o.seq) <= (obs.ts, obs.seq));
-        entry.log.insert(at, obs);
-        let mut core = (**entry.base.as_ref().expect("checked above")).clone();
-        self.new_timers.clear();
-        let mut actions = Vec::new();
-        for pending in &entry.log {
-            step(
-                &defs,
-                &entry.id,
-                &mut core,
-                pending,
-                self.has_threshold_rule,
-                &mut self.firings,
-                &mut self.new_timers,
-                &mut actions,
+        // observations in time order from the last checkpoint before it.
+        let firings = &mut self.firings;
+        let new_timers = &mut self.new_timers;
+        let id = entry.id.clone();
+        let mut triggers = Vec::new();
+        let replay_from = entry
+            .pending
+            .insert_and_replay(obs, &mut entry.core, |core, pending| {
+                let before = actions.len();
+                step(
+                    &defs,
+                    &id,
+                    core,
+                    pending,
+                    has_threshold_rule,
+                    firings,
+                    new_timers,
+                    &mut actions,
+                );
+                triggers.extend(std::iter::repeat_n(
+                    (pending.ts.millis(), pending.seq),
+                    actions.len() - before,
+                ));
+            });
+        let replayed: Vec<u64> = actions.iter().map(|a| digest(&a.id)).collect();
+        self.stats.superseded += entry.pending.mark_superseded(replay_from, &replayed);
+        for (action, trigger) in actions.into_iter().zip(triggers) {
+            emit_one(
+                entry,
+                action,
+                true,
+                Origin::Event,
+                trigger,
+                &mut self.stats,
+                out,
             );
         }
-        entry.core = core;
-        let replayed: Vec<u64> = actions.iter().map(|a| digest(&a.id)).collect();
-        for emitted in entry.emitted.iter_mut() {
-            if emitted.origin == Origin::Event && !replayed.contains(&emitted.digest) {
-                emitted.origin = Origin::Superseded;
-                self.stats.superseded += 1;
-            }
-        }
-        emit_all(entry, actions, true, &mut self.stats, out);
+        entry
+            .pending
+            .enforce_cap(&entry.core, self.config.max_pending_per_account);
         self.schedule(idx);
         // Timers the replay re-armed that were already due fire now (an
         // already emitted one is recognised by its id).
@@ -299,7 +314,6 @@ impl Pipeline {
             let watermark = self.watermark;
             self.fire_due_timers(watermark, out);
         }
-        self.bound_log(idx);
         Outcome::Applied {
             late,
             reordered: true,
@@ -309,31 +323,6 @@ impl Pipeline {
     fn schedule(&mut self, idx: AccountIdx) {
         for timer in self.new_timers.drain(..) {
             self.timers.push(Reverse((timer.deadline, idx, timer.rule)));
-        }
-    }
-
-    /// Keeps an account's pending log within its cap by making the oldest
-    /// observations final early.
-    fn bound_log(&mut self, idx: AccountIdx) {
-        let max = self.config.max_pending_per_account.max(1);
-        let defs = Arc::clone(&self.defs);
-        let entry = self.graph.entry_mut(idx);
-        while entry.log.len() > max {
-            let oldest = entry.log.remove(0);
-            if let Some(base) = entry.base.as_mut() {
-                let mut timers = Vec::new();
-                let mut discarded = Vec::new();
-                step(
-                    &defs,
-                    &entry.id,
-                    base,
-                    &oldest,
-                    self.has_threshold_rule,
-                    &mut self.firings,
-                    &mut timers,
-                    &mut discarded,
-                );
-            }
         }
     }
 
@@ -349,16 +338,10 @@ impl Pipeline {
             }
             self.pending.pop_front();
             let entry = self.graph.entry_mut(idx);
-            match entry.log.last() {
-                Some(last) if last.ts.millis() >= watermark => {
-                    self.pending.push_back((last.ts.millis(), idx));
-                }
-                _ => {
-                    entry.log = Vec::new();
-                    entry.base = None;
-                    entry.emitted = Vec::new();
-                    entry.core.prune(&defs, now);
-                }
+            if entry.pending.compact(watermark) {
+                entry.core.prune(&defs, now);
+            } else if let Some(newest) = entry.pending.newest_ts() {
+                self.pending.push_back((newest, idx));
             }
         }
     }
@@ -373,14 +356,23 @@ impl Pipeline {
             let entry = self.graph.entry_mut(idx);
             let timer = SilenceTimer { rule, deadline };
             if let Some(firing) = fire_silence(&defs, &mut entry.core, timer) {
-                if let Some(base) = entry.base.as_mut() {
-                    // Keep the replay base in step, so a replay does not re-arm it.
-                    let _ = fire_silence(&defs, base, timer);
-                }
-                let track = !entry.log.is_empty();
+                // Keep the checkpoints in step, so a replay does not re-arm it.
+                entry.pending.for_each_checkpoint(|state| {
+                    let _ = fire_silence(&defs, state, timer);
+                });
+                let track = !entry.pending.is_empty();
                 let score = score::score(&defs, &entry.core, firing.event_ts);
                 let action = render(&defs, &entry.id, &entry.core, &firing, score);
-                if emit_one(entry, action, track, Origin::Timer, &mut self.stats, out) {
+                let trigger = (deadline, u64::MAX);
+                if emit_one(
+                    entry,
+                    action,
+                    track,
+                    Origin::Timer,
+                    trigger,
+                    &mut self.stats,
+                    out,
+                ) {
                     self.stats.timers_fired += 1;
                 }
             }
@@ -453,14 +445,9 @@ impl Pipeline {
             .collect();
         for entry in self.graph.entries_mut() {
             entry.core.remap(&signal_map, &rule_map);
-            if let Some(base) = entry.base.as_mut() {
-                base.remap(&signal_map, &rule_map);
-            }
             // Pending observations were extracted with the old definitions;
             // they become final now rather than be replayed under new ones.
-            entry.log = Vec::new();
-            entry.base = None;
-            entry.emitted = Vec::new();
+            entry.pending.clear();
         }
         self.pending.clear();
         let timers: Vec<_> = std::mem::take(&mut self.timers).into_vec();
@@ -535,11 +522,12 @@ fn emit_all(
     entry: &mut AccountEntry,
     actions: Vec<Action>,
     track: bool,
+    trigger: (i64, u64),
     stats: &mut Stats,
     out: &mut Vec<Action>,
 ) {
     for action in actions {
-        emit_one(entry, action, track, Origin::Event, stats, out);
+        emit_one(entry, action, track, Origin::Event, trigger, stats, out);
     }
 }
 
@@ -549,22 +537,23 @@ fn digest(action_id: &str) -> u64 {
     hasher.finish()
 }
 
-/// Emits an action unless one with its id was already emitted for this
-/// account's pending window. Returns whether it was emitted.
+/// Emits an action unless one with its id was already emitted while the
+/// account had pending observations. Returns whether it was emitted.
 fn emit_one(
     entry: &mut AccountEntry,
     action: Action,
     track: bool,
     origin: Origin,
+    trigger: (i64, u64),
     stats: &mut Stats,
     out: &mut Vec<Action>,
 ) -> bool {
     let digest = digest(&action.id);
-    if entry.emitted.iter().any(|e| e.digest == digest) {
+    if entry.pending.was_emitted(digest) {
         return false;
     }
     if track {
-        entry.emitted.push(Emitted { digest, origin });
+        entry.pending.record_emitted(digest, origin, trigger);
     }
     stats.actions += 1;
     *stats
