@@ -35,8 +35,8 @@ pub struct LibraryHit {
 /// An open keyword raised by the event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicObs {
-    pub key: Box<str>,
-    pub display: Box<str>,
+    pub key: Arc<str>,
+    pub display: Arc<str>,
     pub weight: f32,
 }
 
@@ -350,12 +350,15 @@ impl Extractor {
 
     fn open_keywords(&mut self, defs: &SignalSet, text: &str) -> Vec<TopicObs> {
         defs.analyzer.analyze(text, View::Words, &mut self.words);
-        self.doc_freq
-            .observe_top(text, &self.words, OPEN_KEYWORDS_PER_DOC)
+        let keywords = self
+            .doc_freq
+            .observe_top(text, &self.words, OPEN_KEYWORDS_PER_DOC);
+        // Topics recur across accounts: share their strings.
+        keywords
             .into_iter()
             .map(|k| TopicObs {
-                key: k.key,
-                display: k.display,
+                key: self.strings.intern(&k.key),
+                display: self.strings.intern(&k.display),
                 weight: k.score,
             })
             .collect()

@@ -43,8 +43,8 @@ pub struct ContactState {
 /// An open topic raised by the account's e-mails and calls.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicState {
-    pub key: Box<str>,
-    pub display: Box<str>,
+    pub key: Arc<str>,
+    pub display: Arc<str>,
     pub weight: Decayed,
 }
 
@@ -399,9 +399,7 @@ impl AccountCore {
                 .map(|(_, t)| 24 + t.len())
                 .sum::<usize>();
         }
-        for t in &self.topics {
-            bytes += t.key.len() + t.display.len();
-        }
+        // Topic strings are shared across accounts (interned), so not counted here.
         for s in &self.signals {
             bytes += s.occurrences.capacity() * size_of::<(i64, Kind)>()
                 + s.evidence.capacity() * size_of::<(Arc<str>, i64)>()
@@ -409,5 +407,19 @@ impl AccountCore {
                 + s.keywords.capacity() * size_of::<Arc<str>>();
         }
         bytes
+    }
+
+    /// Gives back spare capacity (when an account goes quiet).
+    pub fn shrink(&mut self) {
+        self.contacts.shrink_to_fit();
+        self.topics.shrink_to_fit();
+        self.rules.shrink_to_fit();
+        self.industry_votes.shrink_to_fit();
+        self.signals.shrink_to_fit();
+        for s in &mut self.signals {
+            s.occurrences.shrink_to_fit();
+            s.evidence.shrink_to_fit();
+            s.keywords.shrink_to_fit();
+        }
     }
 }

@@ -8,6 +8,8 @@
 
 pub mod account;
 
+use std::sync::Arc;
+
 use rustc_hash::FxHashMap;
 use serde_json::{json, Value};
 
@@ -25,7 +27,7 @@ pub type AccountIdx = u32;
 /// events in time order.
 #[derive(Debug, Clone, Default)]
 pub struct AccountEntry {
-    pub id: Box<str>,
+    pub id: Arc<str>,
     /// The live state: every observation applied, in event-time order.
     pub core: AccountCore,
     /// Observations not yet final, with checkpoints to replay them from.
@@ -42,7 +44,7 @@ impl AccountEntry {
 /// All accounts.
 #[derive(Debug, Default)]
 pub struct IntentGraph {
-    index: FxHashMap<Box<str>, AccountIdx>,
+    index: FxHashMap<Arc<str>, AccountIdx>,
     accounts: Vec<AccountEntry>,
 }
 
@@ -64,9 +66,10 @@ impl IntentGraph {
             return *idx;
         }
         let idx = self.accounts.len() as AccountIdx;
-        self.index.insert(account.into(), idx);
+        let id: Arc<str> = Arc::from(account);
+        self.index.insert(id.clone(), idx);
         self.accounts.push(AccountEntry {
-            id: account.into(),
+            id,
             ..AccountEntry::default()
         });
         idx
@@ -96,7 +99,7 @@ impl IntentGraph {
 
     /// Approximate heap bytes of all accounts, index included.
     pub fn heap_bytes(&self) -> usize {
-        let index = self.index.capacity() * (std::mem::size_of::<(Box<str>, AccountIdx)>() + 1)
+        let index = self.index.capacity() * (std::mem::size_of::<(Arc<str>, AccountIdx)>() + 1)
             + self.index.keys().map(|k| k.len()).sum::<usize>();
         index
             + self.accounts.capacity() * std::mem::size_of::<AccountEntry>()

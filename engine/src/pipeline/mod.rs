@@ -340,6 +340,7 @@ impl Pipeline {
             let entry = self.graph.entry_mut(idx);
             if entry.pending.compact(watermark) {
                 entry.core.prune(&defs, now);
+                entry.core.shrink();
             } else if let Some(newest) = entry.pending.newest_ts() {
                 self.pending.push_back((newest, idx));
             }

@@ -45,9 +45,13 @@ struct Emitted {
     trigger: (i64, u64),
 }
 
-/// Pending observations of one account.
+/// Pending observations of one account; nothing at all (one pointer) for an
+/// account with none, which is most accounts most of the time.
 #[derive(Debug, Clone, Default)]
-pub struct Pending {
+pub struct Pending(Option<Box<State>>);
+
+#[derive(Debug, Clone, Default)]
+struct State {
     log: VecDeque<Observation>,
     /// Absolute position of `log[0]`.
     log_start: u64,
@@ -61,18 +65,119 @@ fn key(obs: &Observation) -> (i64, u64) {
 
 impl Pending {
     pub fn is_empty(&self) -> bool {
-        self.log.is_empty()
+        self.0.as_ref().is_none_or(|s| s.log.is_empty())
     }
 
     pub fn len(&self) -> usize {
-        self.log.len()
+        self.0.as_ref().map_or(0, |s| s.log.len())
     }
 
     /// Time of the newest pending observation.
     pub fn newest_ts(&self) -> Option<i64> {
-        self.log.back().map(|o| o.ts.millis())
+        self.0
+            .as_ref()
+            .and_then(|s| s.log.back())
+            .map(|o| o.ts.millis())
     }
 
+    /// Whether `obs` comes after every pending observation.
+    pub fn is_in_order(&self, obs: &Observation) -> bool {
+        self.0.as_ref().is_none_or(|s| s.is_in_order(obs))
+    }
+
+    /// Before applying an in-order observation to `core`: takes a checkpoint
+    /// if one is due (then record the observation with [`Pending::push`]).
+    pub fn checkpoint_if_due(&mut self, core: &AccountCore) {
+        self.0
+            .get_or_insert_with(Box::default)
+            .checkpoint_if_due(core);
+    }
+
+    pub fn push(&mut self, obs: Observation) {
+        self.0.get_or_insert_with(Box::default).log.push_back(obs);
+    }
+
+    /// Inserts an out-of-order observation and rebuilds `core` by applying,
+    /// from the last checkpoint before it, every pending observation in time
+    /// order through `step`. Returns the (time, sequence) from which
+    /// observations were re-applied. Needs pending observations.
+    pub fn insert_and_replay(
+        &mut self,
+        obs: Observation,
+        core: &mut AccountCore,
+        step: impl FnMut(&mut AccountCore, &Observation),
+    ) -> (i64, u64) {
+        self.0
+            .as_mut()
+            .expect("a replay needs pending observations")
+            .insert_and_replay(obs, core, step)
+    }
+
+    /// Forgets what the watermark made final: whole segments between
+    /// checkpoints whose observations are all older than the watermark, and
+    /// everything when all are. Returns whether nothing is pending any more.
+    pub fn compact(&mut self, watermark: i64) -> bool {
+        let done = self.0.as_mut().is_none_or(|s| s.compact(watermark));
+        if done {
+            self.0 = None;
+        }
+        done
+    }
+
+    /// Keeps at most `max` observations pending: beyond that the oldest
+    /// segment becomes final early.
+    pub fn enforce_cap(&mut self, core: &AccountCore, max: usize) {
+        if let Some(state) = self.0.as_mut() {
+            state.enforce_cap(core, max);
+        }
+    }
+
+    /// Drops everything pending (all of it is final).
+    pub fn clear(&mut self) {
+        self.0 = None;
+    }
+
+    /// Applies `f` to every checkpointed state (to keep timers in step).
+    pub fn for_each_checkpoint(&mut self, f: impl FnMut(&mut AccountCore)) {
+        if let Some(state) = self.0.as_mut() {
+            state.for_each_checkpoint(f);
+        }
+    }
+
+    pub fn was_emitted(&self, digest: u64) -> bool {
+        self.0
+            .as_ref()
+            .is_some_and(|s| s.emitted.iter().any(|e| e.digest == digest))
+    }
+
+    pub fn record_emitted(&mut self, digest: u64, origin: Origin, trigger: (i64, u64)) {
+        self.0
+            .get_or_insert_with(Box::default)
+            .emitted
+            .push(Emitted {
+                digest,
+                origin,
+                trigger,
+            });
+    }
+
+    /// After a replay from `replay_from`: marks event-fired actions in the
+    /// replayed range that the replay did not fire again; returns how many.
+    pub fn mark_superseded(&mut self, replay_from: (i64, u64), replayed: &[u64]) -> u64 {
+        self.0
+            .as_mut()
+            .map_or(0, |s| s.mark_superseded(replay_from, replayed))
+    }
+
+    /// Approximate heap bytes held.
+    pub fn heap_bytes(&self) -> usize {
+        self.0
+            .as_ref()
+            .map_or(0, |s| std::mem::size_of::<State>() + s.heap_bytes())
+    }
+}
+
+impl State {
     /// Whether `obs` comes after every pending observation.
     pub fn is_in_order(&self, obs: &Observation) -> bool {
         self.log.back().is_none_or(|last| key(obs) >= key(last))
@@ -92,10 +197,6 @@ impl Pending {
                 state: Box::new(core.clone()),
             });
         }
-    }
-
-    pub fn push(&mut self, obs: Observation) {
-        self.log.push_back(obs);
     }
 
     /// Inserts an out-of-order observation and rebuilds `core` by applying,
@@ -199,18 +300,6 @@ impl Pending {
         for checkpoint in &mut self.checkpoints {
             f(&mut checkpoint.state);
         }
-    }
-
-    pub fn was_emitted(&self, digest: u64) -> bool {
-        self.emitted.iter().any(|e| e.digest == digest)
-    }
-
-    pub fn record_emitted(&mut self, digest: u64, origin: Origin, trigger: (i64, u64)) {
-        self.emitted.push(Emitted {
-            digest,
-            origin,
-            trigger,
-        });
     }
 
     /// After a replay from `replay_from`: marks event-fired actions in the

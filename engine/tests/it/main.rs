@@ -6,6 +6,7 @@ mod cli;
 mod golden;
 mod properties;
 mod reorder;
+mod schema;
 mod signal_defs;
 
 use std::path::{Path, PathBuf};
