@@ -19,6 +19,24 @@
 //!
 //! Edges: [`replay`] runs the pipeline over JSON-lines input (the embedded,
 //! broker-free mode); [`synth`] generates realistic synthetic streams.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use engine::{Pipeline, PipelineConfig, SignalSet};
+//!
+//! let defs = SignalSet::load(concat!(env!("CARGO_MANIFEST_DIR"), "/../signal-defs").as_ref()).unwrap();
+//! let mut pipeline = Pipeline::new(Arc::new(defs), PipelineConfig::default());
+//! let mut actions = Vec::new();
+//! let event = br#"{"id":"e1","ts":"2026-03-02T09:00:00Z","account":"acme","kind":"email",
+//!                  "direction":"inbound","body":"Good news: the budget is approved."}"#;
+//! pipeline.process_bytes(event, &mut actions).unwrap();
+//! assert_eq!(&*actions[0].rule, "budget_confirmed");
+//! assert!(pipeline.score("acme").unwrap() > 0.0);
+//!
+//! // A malformed event is an error value naming the field; nothing changes.
+//! let err = pipeline.process_bytes(br#"{"id":"e2","ts":1,"kind":"web","url":"u"}"#, &mut actions).unwrap_err();
+//! assert_eq!(err.to_string(), "missing field account");
+//! ```
 
 pub mod actions;
 pub mod decay;
