@@ -200,9 +200,9 @@ impl TemplateVars<'_> {
                     b.weight
                         .value_at(now, half_life)
                         .total_cmp(&a.weight.value_at(now, half_life))
-                        .then_with(|| a.key.cmp(&b.key))
+                        .then_with(|| a.name.key.cmp(&b.name.key))
                 });
-                let list: Vec<&str> = topics.iter().take(3).map(|t| &*t.display).collect();
+                let list: Vec<&str> = topics.iter().take(3).map(|t| &*t.name.display).collect();
                 if list.is_empty() {
                     "-".to_string()
                 } else {

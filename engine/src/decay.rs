@@ -7,7 +7,7 @@
 //! floating-point rounding).
 
 /// A decaying quantity anchored at a point in event time (ms).
-#[derive(Debug, Clone, Copy, PartialEq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Default, serde::Serialize, serde::Deserialize)]
 pub struct Decayed {
     value: f64,
     at: i64,

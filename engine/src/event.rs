@@ -12,7 +12,7 @@ use serde_json::{json, Map, Value};
 use crate::time::Timestamp;
 
 /// The four event kinds.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Kind {
     Web,
     Email,

@@ -1,63 +1,79 @@
-//! Memory probe: builds the intent graph of many accounts with typical state
-//! (a few contacts, signals and topics each) and reports resident memory per
-//! account. `cargo run --release -p benches --bin memory -- 1000000`
+//! Memory probe: replays a JSON-lines stream from stdin through the pipeline
+//! and reports resident memory per account, with the bytes the allocator
+//! holds live for comparison.
+//!
+//! ```sh
+//! cargo build --release -p engine -p benches
+//! target/release/intent synth --events 6000000 --accounts 1000000 --zipf 0 --intent-share 0.15 \
+//!   | target/release/memory
+//! ```
 
-use benches::{rss_bytes, shipped_defs, stream};
-use engine::synth::SynthConfig;
+use std::alloc::{GlobalAlloc, Layout};
+use std::io::BufReader;
+use std::sync::atomic::{AtomicIsize, Ordering};
+
+use benches::{rss_bytes, shipped_defs};
+use engine::replay::replay_reader;
 use engine::{Pipeline, PipelineConfig};
 
-/// The same allocator as the `intent` binary.
+/// The same allocator as the `intent` binary, counting the bytes live.
+struct Counting;
+
+static LIVE: AtomicIsize = AtomicIsize::new(0);
+
+// SAFETY: forwards every call to mimalloc unchanged; only counts sizes.
+unsafe impl GlobalAlloc for Counting {
+    unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
+        LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        unsafe { mimalloc::MiMalloc.alloc(layout) }
+    }
+    unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
+        LIVE.fetch_sub(layout.size() as isize, Ordering::Relaxed);
+        unsafe { mimalloc::MiMalloc.dealloc(ptr, layout) }
+    }
+    unsafe fn realloc(&self, ptr: *mut u8, layout: Layout, new_size: usize) -> *mut u8 {
+        LIVE.fetch_add(
+            new_size as isize - layout.size() as isize,
+            Ordering::Relaxed,
+        );
+        unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) }
+    }
+}
+
 #[global_allocator]
-static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static GLOBAL: Counting = Counting;
 
 fn main() {
-    let n_accounts: usize = std::env::args()
-        .nth(1)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(1_000_000);
-    let events_per_account = 6;
     let defs = shipped_defs();
     let config = PipelineConfig {
-        // Ids are remembered for idempotency; that memory is reported apart.
+        // Ids are remembered for idempotency; that memory is reported apart
+        // (about 24 bytes per remembered id).
         dedupe_capacity: 1,
         ..PipelineConfig::default()
     };
     let mut pipeline = Pipeline::new(defs, config);
-    let mut out = Vec::new();
     let before = rss_bytes().unwrap_or(0);
-    // Stream in chunks so the input itself never sits in memory; every account
-    // gets `events_per_account` events (uniform popularity).
-    let chunk = 200_000;
-    let total = n_accounts * events_per_account;
-    let mut done = 0;
-    let mut seed = 1;
-    while done < total {
-        let n = chunk.min(total - done);
-        let lines = stream(&SynthConfig {
-            seed,
-            n_events: n,
-            n_accounts,
-            zipf: 0.0001,
-            intent_share: 0.15,
-            start: engine::Timestamp(1_767_225_600_000 + done as i64 * 10),
-            step_ms: 10,
-            ..SynthConfig::default()
-        });
-        for line in &lines {
-            let _ = pipeline.process_bytes(line, &mut out);
-        }
-        out.clear();
-        done += n;
-        seed += 1;
-    }
+    let live_before = LIVE.load(Ordering::Relaxed);
+    let stdin = std::io::stdin();
+    let mut n_actions = 0usize;
+    let n_events = replay_reader(
+        &mut pipeline,
+        "stdin",
+        BufReader::with_capacity(1 << 16, stdin.lock()),
+        |actions| n_actions += actions.len(),
+        |rejected| eprintln!("rejected line {}: {}", rejected.line, rejected.error),
+        |_| {},
+    )
+    .expect("reading stdin");
+    let mut out = Vec::new();
     pipeline.finish(&mut out);
-    out.clear();
-    out.shrink_to_fit();
-    // Freed transient memory (observations, checkpoints) goes back to the OS
-    // first, so what is left is what the graph holds.
+    drop(out);
+    // Freed transient memory goes back to the OS first, so what is left is
+    // what the pipeline holds.
     // SAFETY: mi_collect only walks mimalloc's own heaps; no pointer is passed.
     unsafe { libmimalloc_sys::mi_collect(true) };
     let after = rss_bytes().unwrap_or(0);
+    let live = LIVE.load(Ordering::Relaxed) - live_before;
     let accounts = pipeline.graph().len();
     let (mut contacts, mut signals, mut topics) = (0usize, 0usize, 0usize);
     for entry in pipeline.graph().entries() {
@@ -65,20 +81,19 @@ fn main() {
         signals += entry.core.signals.len();
         topics += entry.core.topics.len();
     }
-    println!(
-        "accounts: {accounts} ({events_per_account} events each on average, {} events)",
-        pipeline.stats().applied
-    );
+    let per = |x: f64| x / accounts.max(1) as f64;
+    println!("{n_events} events, {n_actions} actions, {accounts} accounts");
     println!(
         "per account: {:.1} contacts, {:.1} signals, {:.1} topics",
-        contacts as f64 / accounts as f64,
-        signals as f64 / accounts as f64,
-        topics as f64 / accounts as f64
+        per(contacts as f64),
+        per(signals as f64),
+        per(topics as f64)
     );
     println!(
-        "resident: {:.1} MiB growth, {:.0} bytes/account (heap estimate {:.0} bytes/account)",
+        "resident growth: {:.1} MiB = {:.0} bytes/account; allocated and live: {:.0} bytes/account; graph estimate: {:.0} bytes/account",
         (after - before) as f64 / (1024.0 * 1024.0),
-        (after - before) as f64 / accounts as f64,
-        pipeline.heap_bytes() as f64 / accounts as f64
+        per((after - before) as f64),
+        per(live as f64),
+        per(pipeline.heap_bytes() as f64),
     );
 }

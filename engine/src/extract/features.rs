@@ -8,6 +8,7 @@ use super::analyzer::{Analyzed, View};
 use super::keywords::DocFreq;
 use super::matcher::{LibraryIdx, MatchScratch, PhraseHit};
 use crate::event::{Body, CrmType, Direction, Event, Kind, SpeakerRole};
+use crate::graph::TopicName;
 use crate::signal_defs::{
     action_bit, crm_bit, kind_bit, Condition, FieldSet, SignalIdx, SignalSet,
 };
@@ -35,8 +36,7 @@ pub struct LibraryHit {
 /// An open keyword raised by the event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TopicObs {
-    pub key: Arc<str>,
-    pub display: Arc<str>,
+    pub name: Arc<TopicName>,
     pub weight: f32,
 }
 
@@ -120,6 +120,18 @@ impl<V> BoundedCache<V> {
     }
 }
 
+impl<T> BoundedCache<Arc<T>> {
+    /// The shared value for `key`, made by `make` the first time.
+    pub fn intern_with(&mut self, key: &str, make: impl FnOnce() -> T) -> Arc<T> {
+        if let Some(shared) = self.map.get(key) {
+            return shared.clone();
+        }
+        let shared = Arc::new(make());
+        self.insert(key, shared.clone());
+        shared
+    }
+}
+
 impl BoundedCache<Arc<str>> {
     /// A shared copy of `text`.
     pub fn intern(&mut self, text: &str) -> Arc<str> {
@@ -144,6 +156,10 @@ pub struct Extractor {
     url_cache: BoundedCache<Vec<SignalIdx>>,
     /// Recent contact keys, names and titles, shared rather than copied.
     strings: BoundedCache<Arc<str>>,
+    /// Topic names, shared by every observation and account that raises them.
+    topic_names: BoundedCache<Arc<TopicName>>,
+    /// The last observation of each recent contact.
+    contacts: BoundedCache<ContactObs>,
     /// Web page title → its phrase hits.
     page_title_cache: BoundedCache<Vec<(LibraryIdx, FieldSet, u32)>>,
     analyzed: Analyzed,
@@ -168,6 +184,7 @@ impl Extractor {
             self.title_cache.clear();
             self.url_cache.clear();
             self.page_title_cache.clear();
+            self.contacts.clear();
             self.title_cache_version = Some(defs.version.clone());
         }
         let mut topics = Vec::new();
@@ -250,15 +267,27 @@ impl Extractor {
                 .as_deref()
                 .filter(|c| c.crm_type == CrmType::ContactTitleChanged)
                 .and_then(|c| c.new_title.clone());
+            // Contacts recur: reuse the last observation of this one when
+            // name and title are unchanged (one lookup instead of three).
+            let title_text = changed_to.as_deref().or(c.title.as_deref());
+            if let Some(known) = self.contacts.get(key) {
+                if known.name.as_deref() == c.name.as_deref()
+                    && known.title.as_deref() == title_text
+                {
+                    return Some(known.clone());
+                }
+            }
             let title = changed_to.or_else(|| c.title.as_deref().map(|t| self.strings.intern(t)));
-            Some(ContactObs {
+            let observed = ContactObs {
                 key: self.strings.intern(key),
                 name: c.name.as_deref().map(|n| self.strings.intern(n)),
                 is_decision_role: title
                     .as_deref()
                     .is_some_and(|t| self.is_decision_role(defs, t)),
                 title,
-            })
+            };
+            self.contacts.insert(key, observed.clone());
+            Some(observed)
         });
 
         let mut signals = Vec::new();
@@ -357,8 +386,10 @@ impl Extractor {
         keywords
             .into_iter()
             .map(|k| TopicObs {
-                key: self.strings.intern(&k.key),
-                display: self.strings.intern(&k.display),
+                name: self.topic_names.intern_with(&k.key, || TopicName {
+                    key: k.key.clone(),
+                    display: k.display.clone(),
+                }),
                 weight: k.score,
             })
             .collect()

@@ -7,6 +7,8 @@
 
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+
 use crate::decay::Decayed;
 use crate::event::{CrmType, Kind};
 use crate::extract::Observation;
@@ -28,7 +30,7 @@ pub const MAX_OCCURRENCES: usize = 64;
 pub const PRUNE_BELOW: f64 = 1e-3;
 
 /// A person at the account.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContactState {
     pub key: Arc<str>,
     pub name: Option<Arc<str>>,
@@ -36,20 +38,28 @@ pub struct ContactState {
     pub is_decision_role: bool,
     pub left: bool,
     /// Earlier titles with the time they were replaced, oldest first.
-    pub title_history: Vec<(i64, Arc<str>)>,
+    /// Boxed: most contacts never change title.
+    pub title_history: Option<Box<Vec<(i64, Arc<str>)>>>,
     pub last_seen: i64,
 }
 
+/// A topic's key (its analysed form, which identifies it) and how it is
+/// shown; shared by every account that raises it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicName {
+    pub key: Box<str>,
+    pub display: Box<str>,
+}
+
 /// An open topic raised by the account's e-mails and calls.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TopicState {
-    pub key: Arc<str>,
-    pub display: Arc<str>,
+    pub name: Arc<TopicName>,
     pub weight: Decayed,
 }
 
 /// The instances of one signal at this account.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SignalState {
     pub signal: SignalIdx,
     /// Decayed count of occurrences.
@@ -64,7 +74,7 @@ pub struct SignalState {
 }
 
 /// Per-rule trigger state.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RuleState {
     pub rule: RuleIdx,
     pub last_fired: Option<i64>,
@@ -72,7 +82,7 @@ pub struct RuleState {
 }
 
 /// A running silence timer.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SilenceState {
     pub start_ts: i64,
     pub deadline: i64,
@@ -83,7 +93,7 @@ pub struct SilenceState {
 }
 
 /// A contact's title or presence changed with this observation.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContactChange {
     pub contact: Arc<str>,
     pub old_title: Option<Arc<str>>,
@@ -94,20 +104,28 @@ pub struct ContactChange {
 }
 
 /// The state of one account.
-#[derive(Debug, Clone, PartialEq, Default)]
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct AccountCore {
     pub contacts: Vec<ContactState>,
     pub topics: Vec<TopicState>,
     pub signals: Vec<SignalState>,
+    pub first_ts: i64,
+    pub last_ts: i64,
+    pub n_events: u32,
+    /// What many accounts never have, boxed to keep the common account small.
+    pub extra: Option<Box<AccountExtra>>,
+}
+
+/// The less common parts of an account's state.
+#[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
+pub struct AccountExtra {
     /// Phrase hits per industry, the account's inferred industry.
     pub industry_votes: Vec<(Arc<str>, u32)>,
     /// The industry as the CRM states it, which wins over inference.
     pub industry: Option<Box<str>>,
     pub stage: Option<Box<str>>,
+    /// Trigger state of the rules that fired or armed a timer here.
     pub rules: Vec<RuleState>,
-    pub first_ts: i64,
-    pub last_ts: i64,
-    pub n_events: u32,
 }
 
 impl AccountCore {
@@ -115,16 +133,30 @@ impl AccountCore {
         self.signals.iter().find(|s| s.signal == signal)
     }
 
+    pub fn extra_mut(&mut self) -> &mut AccountExtra {
+        self.extra.get_or_insert_with(Box::default)
+    }
+
+    /// Rule states (of rules that fired or armed a timer here).
+    pub fn rules(&self) -> &[RuleState] {
+        self.extra.as_ref().map_or(&[], |e| &e.rules)
+    }
+
+    pub fn stage(&self) -> Option<&str> {
+        self.extra.as_ref().and_then(|e| e.stage.as_deref())
+    }
+
     pub fn rule_state(&mut self, rule: RuleIdx) -> &mut RuleState {
-        match self.rules.iter().position(|r| r.rule == rule) {
-            Some(idx) => &mut self.rules[idx],
+        let rules = &mut self.extra_mut().rules;
+        match rules.iter().position(|r| r.rule == rule) {
+            Some(idx) => &mut rules[idx],
             None => {
-                self.rules.push(RuleState {
+                rules.push(RuleState {
                     rule,
                     last_fired: None,
                     silence: None,
                 });
-                self.rules.last_mut().expect("just pushed")
+                rules.last_mut().expect("just pushed")
             }
         }
     }
@@ -136,11 +168,12 @@ impl AccountCore {
     /// The account's industry: the CRM's word, else the industry whose
     /// phrases it used most (ties go to the first seen).
     pub fn industry(&self) -> Option<&str> {
-        if let Some(industry) = &self.industry {
+        let extra = self.extra.as_ref()?;
+        if let Some(industry) = &extra.industry {
             return Some(industry);
         }
         let mut best: Option<&(Arc<str>, u32)> = None;
-        for vote in &self.industry_votes {
+        for vote in &extra.industry_votes {
             if best.is_none_or(|b| vote.1 > b.1) {
                 best = Some(vote);
             }
@@ -162,10 +195,10 @@ impl AccountCore {
 
         if let Some(crm) = &obs.crm {
             if let Some(industry) = &crm.industry {
-                self.industry = Some(industry.clone());
+                self.extra_mut().industry = Some(industry.clone());
             }
             if let Some(stage) = &crm.stage {
-                self.stage = Some(stage.clone());
+                self.extra_mut().stage = Some(stage.clone());
             }
         }
 
@@ -214,20 +247,21 @@ impl AccountCore {
 
         for phrase in &obs.phrases {
             if let Some(industry) = &defs.libraries[phrase.library as usize].industry {
-                match self
-                    .industry_votes
-                    .iter_mut()
-                    .find(|(name, _)| name == industry)
-                {
+                let votes = &mut self.extra_mut().industry_votes;
+                match votes.iter_mut().find(|(name, _)| name == industry) {
                     Some(vote) => vote.1 = vote.1.saturating_add(1),
-                    None => self.industry_votes.push((industry.clone(), 1)),
+                    None => votes.push((industry.clone(), 1)),
                 }
             }
         }
 
         let topic_half_life = defs.score.topic_half_life_ms;
         for topic in &obs.topics {
-            match self.topics.iter_mut().find(|t| t.key == topic.key) {
+            match self
+                .topics
+                .iter_mut()
+                .find(|t| t.name.key == topic.name.key)
+            {
                 Some(existing) => existing
                     .weight
                     .add(ts, topic.weight as f64, topic_half_life),
@@ -241,15 +275,14 @@ impl AccountCore {
                                 a.1.weight
                                     .value_at(ts, topic_half_life)
                                     .total_cmp(&b.1.weight.value_at(ts, topic_half_life))
-                                    .then_with(|| b.1.key.cmp(&a.1.key))
+                                    .then_with(|| b.1.name.key.cmp(&a.1.name.key))
                             })
                             .map(|(i, _)| i)
                             .expect("topics is full, so not empty");
                         self.topics.swap_remove(weakest);
                     }
                     self.topics.push(TopicState {
-                        key: topic.key.clone(),
-                        display: topic.display.clone(),
+                        name: topic.name.clone(),
                         weight: Decayed::new(topic.weight as f64, ts),
                     });
                 }
@@ -280,7 +313,7 @@ impl AccountCore {
                     title: None,
                     is_decision_role: false,
                     left: false,
-                    title_history: Vec::new(),
+                    title_history: None,
                     last_seen: ts,
                 });
                 self.contacts.len() - 1
@@ -322,10 +355,11 @@ impl AccountCore {
         let first_sighting =
             contact.title.is_none() && crm_type != Some(CrmType::ContactTitleChanged);
         if let Some(previous) = contact.title.take() {
-            if contact.title_history.len() >= MAX_TITLE_HISTORY {
-                contact.title_history.remove(0);
+            let history = contact.title_history.get_or_insert_with(Box::default);
+            if history.len() >= MAX_TITLE_HISTORY {
+                history.remove(0);
             }
-            contact.title_history.push((ts, previous));
+            history.push((ts, previous));
         }
         contact.title = Some(new_title.clone());
         contact.is_decision_role = observed.is_decision_role;
@@ -371,14 +405,17 @@ impl AccountCore {
                 None => false,
             },
         );
-        self.rules
-            .retain_mut(|r| match rule_map.get(r.rule as usize).copied().flatten() {
-                Some(new) => {
-                    r.rule = new;
-                    true
-                }
-                None => false,
-            });
+        if let Some(extra) = self.extra.as_mut() {
+            extra
+                .rules
+                .retain_mut(|r| match rule_map.get(r.rule as usize).copied().flatten() {
+                    Some(new) => {
+                        r.rule = new;
+                        true
+                    }
+                    None => false,
+                });
+        }
     }
 
     /// Approximate heap bytes held by this account (for memory reports).
@@ -387,8 +424,11 @@ impl AccountCore {
         let mut bytes = self.contacts.capacity() * size_of::<ContactState>()
             + self.topics.capacity() * size_of::<TopicState>()
             + self.signals.capacity() * size_of::<SignalState>()
-            + self.rules.capacity() * size_of::<RuleState>()
-            + self.industry_votes.capacity() * size_of::<(Arc<str>, u32)>();
+            + self.extra.as_ref().map_or(0, |e| {
+                size_of::<AccountExtra>()
+                    + e.rules.capacity() * size_of::<RuleState>()
+                    + e.industry_votes.capacity() * size_of::<(Arc<str>, u32)>()
+            });
         for c in &self.contacts {
             bytes += c.key.len()
                 + c.name.as_ref().map_or(0, |n| n.len())
@@ -396,6 +436,7 @@ impl AccountCore {
             bytes += c
                 .title_history
                 .iter()
+                .flat_map(|h| h.iter())
                 .map(|(_, t)| 24 + t.len())
                 .sum::<usize>();
         }
@@ -409,12 +450,25 @@ impl AccountCore {
         bytes
     }
 
+    /// The state as one compact byte string (for checkpoints: one allocation
+    /// instead of a deep copy's many).
+    pub fn encode(&self) -> Vec<u8> {
+        postcard::to_allocvec(self).expect("account state always encodes")
+    }
+
+    /// The inverse of [`AccountCore::encode`].
+    pub fn decode(bytes: &[u8]) -> AccountCore {
+        postcard::from_bytes(bytes).expect("checkpoints are written by encode")
+    }
+
     /// Gives back spare capacity (when an account goes quiet).
     pub fn shrink(&mut self) {
         self.contacts.shrink_to_fit();
         self.topics.shrink_to_fit();
-        self.rules.shrink_to_fit();
-        self.industry_votes.shrink_to_fit();
+        if let Some(extra) = self.extra.as_mut() {
+            extra.rules.shrink_to_fit();
+            extra.industry_votes.shrink_to_fit();
+        }
         self.signals.shrink_to_fit();
         for s in &mut self.signals {
             s.occurrences.shrink_to_fit();

@@ -14,7 +14,8 @@ use rustc_hash::FxHashMap;
 use serde_json::{json, Value};
 
 pub use account::{
-    AccountCore, ContactChange, ContactState, RuleState, SignalState, SilenceState, TopicState,
+    AccountCore, AccountExtra, ContactChange, ContactState, RuleState, SignalState, SilenceState,
+    TopicName, TopicState,
 };
 
 use crate::signal_defs::SignalSet;
@@ -119,12 +120,12 @@ pub fn account_json(defs: &SignalSet, account: &str, core: &AccountCore, now: i6
         b.weight
             .value_at(now, topic_half_life)
             .total_cmp(&a.weight.value_at(now, topic_half_life))
-            .then_with(|| a.key.cmp(&b.key))
+            .then_with(|| a.name.key.cmp(&b.name.key))
     });
     json!({
         "account": account,
         "industry": core.industry(),
-        "stage": core.stage,
+        "stage": core.stage(),
         "first_seen": Timestamp(core.first_ts),
         "last_seen": Timestamp(core.last_ts),
         "events": core.n_events,
@@ -134,11 +135,11 @@ pub fn account_json(defs: &SignalSet, account: &str, core: &AccountCore, now: i6
             "title": c.title,
             "decision_role": c.is_decision_role,
             "left": c.left,
-            "title_history": c.title_history.iter().map(|(ts, title)| json!({"until": Timestamp(*ts), "title": title})).collect::<Vec<_>>(),
+            "title_history": c.title_history.iter().flat_map(|h| h.iter()).map(|(ts, title)| json!({"until": Timestamp(*ts), "title": title})).collect::<Vec<_>>(),
             "last_seen": Timestamp(c.last_seen),
         })).collect::<Vec<_>>(),
         "topics": topics.iter().map(|t| json!({
-            "topic": t.display,
+            "topic": t.name.display,
             "weight": (t.weight.value_at(now, topic_half_life) * 1000.0).round() / 1000.0,
         })).collect::<Vec<_>>(),
         "signals": core.signals.iter().map(|s| {
@@ -152,7 +153,7 @@ pub fn account_json(defs: &SignalSet, account: &str, core: &AccountCore, now: i6
                 "keywords": s.keywords,
             })
         }).collect::<Vec<_>>(),
-        "rules": core.rules.iter().map(|r| json!({
+        "rules": core.rules().iter().map(|r| json!({
             "rule": defs.rules[r.rule as usize].id,
             "last_fired": r.last_fired.map(Timestamp),
             "silence": r.silence.as_ref().map(|s| json!({

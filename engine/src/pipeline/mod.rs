@@ -115,7 +115,6 @@ pub struct Pipeline {
 
 impl Pipeline {
     pub fn new(defs: Arc<SignalSet>, config: PipelineConfig) -> Pipeline {
-        defs.analyzer.warm_up();
         Pipeline {
             has_threshold_rule: has_threshold(&defs),
             dedupe: IdDedupe::new(config.dedupe_horizon_ms, config.dedupe_capacity),
@@ -458,7 +457,6 @@ impl Pipeline {
             }
         }
         self.has_threshold_rule = has_threshold(&defs);
-        defs.analyzer.warm_up();
         self.defs = defs;
     }
 

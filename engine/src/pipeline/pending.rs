@@ -17,11 +17,12 @@ use crate::graph::AccountCore;
 /// Observations between two checkpoints.
 pub const CHECKPOINT_EVERY: u64 = 32;
 
-/// The account state before the observation at absolute position `at`.
+/// The account state before the observation at absolute position `at`,
+/// encoded: one allocation, restored only when a late event needs it.
 #[derive(Debug, Clone)]
 struct Checkpoint {
     at: u64,
-    state: Box<AccountCore>,
+    state: Box<[u8]>,
 }
 
 /// Where an emitted action came from.
@@ -194,7 +195,7 @@ impl State {
         if due {
             self.checkpoints.push(Checkpoint {
                 at: next,
-                state: Box::new(core.clone()),
+                state: core.encode().into(),
             });
         }
     }
@@ -219,7 +220,7 @@ impl State {
             .expect("the first checkpoint is at the start of the log");
         self.checkpoints.truncate(cp_idx + 1);
         let from = self.checkpoints[cp_idx].at;
-        *core = (*self.checkpoints[cp_idx].state).clone();
+        *core = AccountCore::decode(&self.checkpoints[cp_idx].state);
         let first = (from - self.log_start) as usize;
         let replay_from = key(&self.log[first]);
         for i in first..self.log.len() {
@@ -227,7 +228,7 @@ impl State {
             if at > from && (at - from) % CHECKPOINT_EVERY == 0 {
                 self.checkpoints.push(Checkpoint {
                     at,
-                    state: Box::new(core.clone()),
+                    state: core.encode().into(),
                 });
             }
             step(core, &self.log[i]);
@@ -259,7 +260,7 @@ impl State {
         while self.log.len() > max.max(1) {
             if self.checkpoints.len() < 2 {
                 // Everything so far becomes final; start afresh from now.
-                let state = Box::new(core.clone());
+                let state = core.encode().into();
                 self.log_start += self.log.len() as u64;
                 self.log.clear();
                 self.checkpoints.clear();
@@ -298,7 +299,9 @@ impl State {
     /// Applies `f` to every checkpointed state (to keep timers in step).
     pub fn for_each_checkpoint(&mut self, mut f: impl FnMut(&mut AccountCore)) {
         for checkpoint in &mut self.checkpoints {
-            f(&mut checkpoint.state);
+            let mut state = AccountCore::decode(&checkpoint.state);
+            f(&mut state);
+            checkpoint.state = state.encode().into();
         }
     }
 
@@ -324,7 +327,7 @@ impl State {
             + self
                 .checkpoints
                 .iter()
-                .map(|c| std::mem::size_of::<AccountCore>() + c.state.heap_bytes())
+                .map(|c| c.state.len())
                 .sum::<usize>()
             + self.emitted.capacity() * std::mem::size_of::<Emitted>()
     }
