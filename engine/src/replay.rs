@@ -58,7 +58,7 @@ pub fn replay_reader<R: BufRead>(
         if !actions.is_empty() {
             on_actions(&actions);
         }
-        if line_no % 4096 == 0 {
+        if line_no.is_multiple_of(4096) {
             on_progress(bytes_read);
         }
     }

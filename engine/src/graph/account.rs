@@ -29,6 +29,9 @@ pub const MAX_OCCURRENCES: usize = 64;
 /// Below this decayed value (in occurrences) a signal no longer counts.
 pub const PRUNE_BELOW: f64 = 1e-3;
 
+/// Earlier titles of a contact with the time each was replaced, oldest first.
+pub type TitleHistory = Vec<(i64, Arc<str>)>;
+
 /// A person at the account.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContactState {
@@ -39,7 +42,7 @@ pub struct ContactState {
     pub left: bool,
     /// Earlier titles with the time they were replaced, oldest first.
     /// Boxed: most contacts never change title.
-    pub title_history: Option<Box<Vec<(i64, Arc<str>)>>>,
+    pub title_history: Option<Box<TitleHistory>>,
     pub last_seen: i64,
 }
 

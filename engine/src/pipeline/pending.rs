@@ -225,7 +225,7 @@ impl State {
         let replay_from = key(&self.log[first]);
         for i in first..self.log.len() {
             let at = self.log_start + i as u64;
-            if at > from && (at - from) % CHECKPOINT_EVERY == 0 {
+            if at > from && (at - from).is_multiple_of(CHECKPOINT_EVERY) {
                 self.checkpoints.push(Checkpoint {
                     at,
                     state: core.encode().into(),
