@@ -268,14 +268,11 @@ impl Analyzer {
                 }
             }
             View::Words => {
-                let mut at = start;
-                for word in jieba().cut(run, false) {
-                    let word_start = at;
-                    at += word.len();
-                    if self.zh_stopwords.contains(word) {
+                for token in jieba().cut(run, false) {
+                    if self.zh_stopwords.contains(token.word) {
                         continue;
                     }
-                    out.push(word, word_start, at, Script::Han);
+                    out.push(token.word, start + token.byte_start, start + token.byte_end, Script::Han);
                 }
             }
         }
