@@ -80,6 +80,46 @@ fn extraction(c: &mut Criterion) {
     group.finish();
 }
 
+/// Phrase matching alone, on text analysed beforehand.
+fn matching(c: &mut Criterion) {
+    let defs = shipped_defs();
+    let corpus = corpus();
+    let english: String = corpus
+        .emails
+        .iter()
+        .map(|(s, b)| format!("{s}\n{b}\n"))
+        .collect();
+    let mut group = c.benchmark_group("match");
+    for (name, text) in [("email_en", english.as_str()), ("zh_reviews", CHINESE)] {
+        let analysed: Vec<Analyzed> = text
+            .lines()
+            .map(|line| {
+                let mut out = Analyzed::default();
+                defs.analyzer.analyze(line, View::Match, &mut out);
+                out
+            })
+            .collect();
+        let mut scratch = MatchScratch::default();
+        let mut hits = Vec::new();
+        for a in &analysed {
+            defs.matcher.find(a, &mut scratch, &mut hits);
+        }
+        let n_hits = hits.len();
+        assert!(n_hits > 20, "{name}: {n_hits} phrase hits");
+        group.throughput(Throughput::Bytes(text.len() as u64));
+        group.bench_function(name, |b| {
+            b.iter(|| {
+                hits.clear();
+                for a in &analysed {
+                    defs.matcher.find(a, &mut scratch, &mut hits);
+                }
+                assert_eq!(hits.len(), n_hits);
+            })
+        });
+    }
+    group.finish();
+}
+
 fn decode_and_graph(c: &mut Criterion) {
     let defs = shipped_defs();
     let config = SynthConfig {
@@ -133,7 +173,15 @@ fn pipeline(c: &mut Criterion) {
     let defs = shipped_defs();
     let mut group = c.benchmark_group("pipeline");
     group.sample_size(10);
-    for (name, mix) in [("web_only", [100, 0, 0]), ("mix_80_15_5", [80, 15, 5])] {
+    for (name, mix, lateness_ms) in [
+        ("web_only", [100, 0, 0], 600_000),
+        ("web_only_no_lateness", [100, 0, 0], 0),
+        ("mix_80_15_5", [80, 15, 5], 600_000),
+    ] {
+        let pipeline_config = PipelineConfig {
+            allowed_lateness_ms: lateness_ms,
+            ..PipelineConfig::default()
+        };
         let config = SynthConfig {
             n_events: 50_000,
             n_accounts: 10_000,
@@ -142,7 +190,7 @@ fn pipeline(c: &mut Criterion) {
         };
         let lines = stream(&config);
         // Count the actions once, so a broken pipeline cannot look fast.
-        let mut reference = Pipeline::new(defs.clone(), PipelineConfig::default());
+        let mut reference = Pipeline::new(defs.clone(), pipeline_config.clone());
         let mut out = Vec::new();
         for line in &lines {
             reference.process_bytes(line, &mut out).unwrap();
@@ -152,7 +200,7 @@ fn pipeline(c: &mut Criterion) {
         group.throughput(Throughput::Elements(lines.len() as u64));
         group.bench_function(name, |b| {
             b.iter_batched(
-                || Pipeline::new(defs.clone(), PipelineConfig::default()),
+                || Pipeline::new(defs.clone(), pipeline_config.clone()),
                 |mut pipeline| {
                     let mut out = Vec::with_capacity(expected_actions);
                     for line in &lines {
@@ -168,5 +216,12 @@ fn pipeline(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, analyzer, extraction, decode_and_graph, pipeline);
+criterion_group!(
+    benches,
+    analyzer,
+    extraction,
+    matching,
+    decode_and_graph,
+    pipeline
+);
 criterion_main!(benches);

@@ -201,8 +201,6 @@ impl<'de> Deserialize<'de> for Loose<'de> {
 
 /// Field names the contract knows, by slot; anything else is ignored for
 /// forward compatibility.
-const N_FIELDS: usize = 23;
-
 fn field_slot(name: &str) -> Option<usize> {
     Some(match name {
         "id" => 0,
@@ -232,9 +230,10 @@ fn field_slot(name: &str) -> Option<usize> {
     })
 }
 
-/// The top-level fields as they came, before validation.
+/// The top-level fields as they came, before validation: (slot, value)
+/// pairs, so nothing large is initialised or moved per event.
 struct RawEvent<'a> {
-    fields: [Option<Loose<'a>>; N_FIELDS],
+    fields: Vec<(u8, Loose<'a>)>,
 }
 
 impl<'de> Deserialize<'de> for RawEvent<'de> {
@@ -249,12 +248,18 @@ impl<'de> Deserialize<'de> for RawEvent<'de> {
 
             fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
                 let mut raw = RawEvent {
-                    fields: Default::default(),
+                    fields: Vec::with_capacity(12),
                 };
                 while let Some(Key(key)) = map.next_key::<Key<'de>>()? {
                     match field_slot(&key) {
                         // A repeated key keeps its last value, like most JSON parsers.
-                        Some(slot) => raw.fields[slot] = Some(map.next_value()?),
+                        Some(slot) => {
+                            let value = map.next_value()?;
+                            match raw.fields.iter_mut().find(|(s, _)| *s as usize == slot) {
+                                Some(existing) => existing.1 = value,
+                                None => raw.fields.push((slot as u8, value)),
+                            }
+                        }
                         None => {
                             map.next_value::<IgnoredAny>()?;
                         }
@@ -269,10 +274,11 @@ impl<'de> Deserialize<'de> for RawEvent<'de> {
 
 impl<'a> RawEvent<'a> {
     fn take(&mut self, name: &str) -> Option<Loose<'a>> {
-        let slot = field_slot(name)?;
-        match self.fields[slot].take() {
-            None | Some(Loose::Null) => None,
-            other => other,
+        let slot = field_slot(name)? as u8;
+        let idx = self.fields.iter().position(|(s, _)| *s == slot)?;
+        match self.fields.swap_remove(idx).1 {
+            Loose::Null => None,
+            other => Some(other),
         }
     }
 }

@@ -272,7 +272,12 @@ impl Analyzer {
                     if self.zh_stopwords.contains(token.word) {
                         continue;
                     }
-                    out.push(token.word, start + token.byte_start, start + token.byte_end, Script::Han);
+                    out.push(
+                        token.word,
+                        start + token.byte_start,
+                        start + token.byte_end,
+                        Script::Han,
+                    );
                 }
             }
         }
