@@ -104,6 +104,8 @@ pub struct Pipeline {
     timers: BinaryHeap<Reverse<(i64, AccountIdx, RuleIdx)>>,
     /// Accounts with pending observations, by their newest observation time.
     pending: VecDeque<(i64, AccountIdx)>,
+    /// Next account the background sweep prunes.
+    sweep_cursor: usize,
     max_ts: i64,
     watermark: i64,
     seq: u64,
@@ -124,6 +126,7 @@ impl Pipeline {
             extractor: Extractor::new(),
             timers: BinaryHeap::new(),
             pending: VecDeque::new(),
+            sweep_cursor: 0,
             max_ts: i64::MIN,
             watermark: i64::MIN,
             seq: 0,
@@ -344,6 +347,25 @@ impl Pipeline {
                 self.pending.push_back((newest, idx));
             }
         }
+        self.sweep(now);
+    }
+
+    /// Prunes a few accounts round-robin, so that accounts which stopped
+    /// receiving events still drop what has fully decayed.
+    fn sweep(&mut self, now: i64) {
+        const ACCOUNTS_PER_SWEEP: usize = 16;
+        let n = self.graph.len();
+        if n == 0 {
+            return;
+        }
+        let defs = Arc::clone(&self.defs);
+        for _ in 0..ACCOUNTS_PER_SWEEP.min(n) {
+            self.sweep_cursor = (self.sweep_cursor + 1) % n;
+            let entry = self.graph.entry_mut(self.sweep_cursor as AccountIdx);
+            if entry.pending.is_empty() && entry.core.last_ts < now {
+                entry.core.prune(&defs, now);
+            }
+        }
     }
 
     fn fire_due_timers(&mut self, watermark: i64, out: &mut Vec<Action>) {
@@ -561,4 +583,90 @@ fn emit_one(
         .or_default() += 1;
     out.push(action);
     true
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pipeline() -> Pipeline {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../signal-defs");
+        Pipeline::new(
+            Arc::new(SignalSet::load(&dir).unwrap()),
+            PipelineConfig::default(),
+        )
+    }
+
+    fn web(id: &str, account: &str, ts_ms: i64, url: &str) -> Vec<u8> {
+        format!(r#"{{"id":"{id}","ts":{ts_ms},"account":"{account}","kind":"web","url":"{url}","action":"view"}}"#)
+            .into_bytes()
+    }
+
+    #[test]
+    fn idle_accounts_are_pruned_by_the_sweep() {
+        let mut p = pipeline();
+        let mut out = Vec::new();
+        let t0 = 1_800_000_000_000;
+        p.process_bytes(&web("a1", "idle", t0, "https://v.test/pricing"), &mut out)
+            .unwrap();
+        assert_eq!(p.graph().with_account("idle", |c| c.signals.len()), Some(1));
+        // A year of other traffic: the idle account's pricing visit decays away.
+        for i in 0..200 {
+            let ts = t0 + 365 * DAY_MS + i * MINUTE_MS;
+            p.process_bytes(
+                &web(
+                    &format!("b{i}"),
+                    &format!("busy{}", i % 7),
+                    ts,
+                    "https://v.test/about",
+                ),
+                &mut out,
+            )
+            .unwrap();
+        }
+        assert_eq!(p.graph().with_account("idle", |c| c.signals.len()), Some(0));
+        assert_eq!(p.score("idle"), Some(0.0));
+    }
+
+    #[test]
+    fn duplicates_change_nothing_and_late_events_are_counted() {
+        let mut p = pipeline();
+        let mut out = Vec::new();
+        let t0 = 1_800_000_000_000;
+        let first = web("x", "acct", t0, "https://v.test/pricing");
+        assert_eq!(
+            p.process_bytes(&first, &mut out).unwrap(),
+            Outcome::Applied {
+                late: false,
+                reordered: false
+            }
+        );
+        let score = p.score("acct");
+        assert_eq!(
+            p.process_bytes(&first, &mut out).unwrap(),
+            Outcome::Duplicate
+        );
+        assert_eq!(p.score("acct"), score);
+        p.process_bytes(
+            &web("y", "acct", t0 + 60 * MINUTE_MS, "https://v.test/about"),
+            &mut out,
+        )
+        .unwrap();
+        // Older than the watermark: late, yet still placed before `y`, which is not final.
+        let late = p
+            .process_bytes(
+                &web("z", "acct", t0 + MINUTE_MS, "https://v.test/about"),
+                &mut out,
+            )
+            .unwrap();
+        assert_eq!(
+            late,
+            Outcome::Applied {
+                late: true,
+                reordered: true
+            }
+        );
+        let stats = p.stats();
+        assert_eq!((stats.applied, stats.duplicates, stats.late), (3, 1, 1));
+    }
 }

@@ -130,3 +130,48 @@ proptest! {
         prop_assert!(after > before || (before > 99.99 && after >= before - 1e-9), "score went from {} to {}", before, after);
     }
 }
+
+/// The shipped definitions, file by file, as compile sources.
+fn shipped_sources() -> Vec<engine::signal_defs::Source> {
+    let mut sources = Vec::new();
+    let root = crate::root().join("signal-defs");
+    for dir in [root.clone(), root.join("libraries")] {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.extension().is_some_and(|e| e == "toml") {
+                let text = std::fs::read_to_string(&path).unwrap();
+                sources.push(engine::signal_defs::Source { path, text });
+            }
+        }
+    }
+    sources.sort_by(|a, b| a.path.cmp(&b.path));
+    sources
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(200))]
+
+    /// Any edit of a definitions file yields a set or errors with lines
+    /// inside the file, never a panic.
+    #[test]
+    fn mutated_signal_defs_never_panic(file in 0usize..8, at in 0usize..20_000, cut in 0usize..40, insert in "[a-z_\"=\\[\\]{}#.\\n 0-9-]{0,12}") {
+        let mut sources = shipped_sources();
+        let file = file % sources.len();
+        let text = &sources[file].text;
+        let mut at = at % text.len().max(1);
+        while !text.is_char_boundary(at) { at -= 1; }
+        let mut end = (at + cut).min(text.len());
+        while !text.is_char_boundary(end) { end += 1; }
+        let mutated = format!("{}{}{}", &text[..at], insert, &text[end..]);
+        let n_lines = mutated.lines().count() + 1;
+        sources[file].text = mutated;
+        if let Err(errors) = engine::signal_defs::compile_sources(&sources) {
+            prop_assert!(!errors.0.is_empty());
+            for e in &errors.0 {
+                let lines = sources.iter().find(|s| s.path == e.file).map_or(0, |s| s.text.lines().count() + 1);
+                prop_assert!(e.line <= lines.max(n_lines), "{}", e);
+                prop_assert!(!e.message.is_empty());
+            }
+        }
+    }
+}
