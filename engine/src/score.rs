@@ -88,9 +88,9 @@ impl Explanation {
                     decayed_occurrences: round3(decayed),
                     weight: def.weight,
                     total_occurrences: s.total,
-                    last_seen: Timestamp(s.last_ts),
+                    last_seen: Timestamp(s.last_ts()),
                     evidence: s.evidence.iter().map(|(id, _)| id.to_string()).collect(),
-                    keywords: s.keywords.clone(),
+                    keywords: s.keywords().to_vec(),
                 }
             })
             .filter(|c| c.contribution != 0.0)

@@ -21,7 +21,7 @@ pub const MAX_TITLE_HISTORY: usize = 4;
 /// Open topics kept per account (weakest are evicted).
 pub const MAX_TOPICS: usize = 24;
 /// Evidence events kept per signal (oldest are dropped).
-pub const MAX_EVIDENCE: usize = 8;
+pub const MAX_EVIDENCE: usize = 6;
 /// Matched phrases kept per signal.
 pub const MAX_KEYWORDS: usize = 8;
 /// Occurrence times kept per signal for windowed rules.
@@ -61,19 +61,56 @@ pub struct TopicState {
     pub weight: Decayed,
 }
 
+/// When and from which kind of event a signal occurred, packed in 8 bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Occurrence(i64);
+
+impl Occurrence {
+    pub fn new(ts: i64, kind: Kind) -> Occurrence {
+        Occurrence((ts << 2) | kind as i64)
+    }
+
+    pub fn ts(self) -> i64 {
+        self.0 >> 2
+    }
+
+    pub fn kind(self) -> Kind {
+        Kind::ALL[(self.0 & 3) as usize]
+    }
+}
+
 /// The instances of one signal at this account.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SignalState {
     pub signal: SignalIdx,
     /// Decayed count of occurrences.
     pub value: Decayed,
-    /// Times and kinds of recent occurrences, ascending, for windowed rules.
-    pub occurrences: Vec<(i64, Kind)>,
-    /// Most recent evidence events: (event id, time).
+    /// Times and kinds of recent occurrences, ascending, kept only for
+    /// signals that windowed rules count (boxed: most signals need none).
+    occurrences: Option<Box<Vec<Occurrence>>>,
+    /// Most recent evidence events, ascending: (event id, time). Never
+    /// empty: the occurrence that created the state is its first evidence.
     pub evidence: Vec<(Arc<str>, i64)>,
-    pub keywords: Vec<Arc<str>>,
+    /// Matched phrases (boxed: many signals match no phrase).
+    keywords: Option<Box<Vec<Arc<str>>>>,
     pub total: u32,
-    pub last_ts: i64,
+}
+
+impl SignalState {
+    /// Recent occurrences, ascending (only for signals that rules count).
+    pub fn occurrences(&self) -> &[Occurrence] {
+        self.occurrences.as_deref().map_or(&[], |o| o.as_slice())
+    }
+
+    /// Matched phrases, most recent last.
+    pub fn keywords(&self) -> &[Arc<str>] {
+        self.keywords.as_deref().map_or(&[], |k| k.as_slice())
+    }
+
+    /// Time of the latest occurrence.
+    pub fn last_ts(&self) -> i64 {
+        self.evidence.last().map_or(i64::MIN, |(_, t)| *t)
+    }
 }
 
 /// Per-rule trigger state.
@@ -213,25 +250,25 @@ impl AccountCore {
                     self.signals.push(SignalState {
                         signal: hit.signal,
                         value: Decayed::default(),
-                        occurrences: Vec::new(),
+                        occurrences: None,
                         evidence: Vec::new(),
-                        keywords: Vec::new(),
+                        keywords: None,
                         total: 0,
-                        last_ts: ts,
                     });
                     self.signals.last_mut().expect("just pushed")
                 }
             };
             state.value.add(ts, 1.0, def.half_life_ms);
             state.total = state.total.saturating_add(1);
-            state.last_ts = state.last_ts.max(ts);
             if def.retain_ms > 0 {
-                let at = state.occurrences.partition_point(|(t, _)| *t <= ts);
-                state.occurrences.insert(at, (ts, obs.kind));
-                let horizon = state.last_ts - def.retain_ms;
-                let stale = state.occurrences.partition_point(|(t, _)| *t <= horizon);
-                let excess = state.occurrences.len().saturating_sub(MAX_OCCURRENCES);
-                state.occurrences.drain(..stale.max(excess));
+                let newest = state.last_ts().max(ts);
+                let occurrences = state.occurrences.get_or_insert_with(Box::default);
+                let at = occurrences.partition_point(|o| o.ts() <= ts);
+                occurrences.insert(at, Occurrence::new(ts, obs.kind));
+                let horizon = newest - def.retain_ms;
+                let stale = occurrences.partition_point(|o| o.ts() <= horizon);
+                let excess = occurrences.len().saturating_sub(MAX_OCCURRENCES);
+                occurrences.drain(..stale.max(excess));
             }
             let at = state.evidence.partition_point(|(_, t)| *t <= ts);
             state.evidence.insert(at, (obs.id.clone(), ts));
@@ -239,11 +276,12 @@ impl AccountCore {
                 state.evidence.remove(0);
             }
             for keyword in &hit.keywords {
-                if !state.keywords.iter().any(|k| k == keyword) {
-                    if state.keywords.len() >= MAX_KEYWORDS {
-                        state.keywords.remove(0);
+                let keywords = state.keywords.get_or_insert_with(Box::default);
+                if !keywords.iter().any(|k| k == keyword) {
+                    if keywords.len() >= MAX_KEYWORDS {
+                        keywords.remove(0);
                     }
-                    state.keywords.push(keyword.clone());
+                    keywords.push(keyword.clone());
                 }
             }
         }
@@ -386,9 +424,9 @@ impl AccountCore {
             let def = &defs.signals[s.signal as usize];
             let alive = s.value.value_at(now, def.half_life_ms) >= PRUNE_BELOW;
             let needed = s
-                .occurrences
+                .occurrences()
                 .last()
-                .is_some_and(|(t, _)| *t > now - def.retain_ms);
+                .is_some_and(|o| o.ts() > now - def.retain_ms);
             alive || needed
         });
         let topic_half_life = defs.score.topic_half_life_ms;
@@ -445,10 +483,15 @@ impl AccountCore {
         }
         // Topic strings are shared across accounts (interned), so not counted here.
         for s in &self.signals {
-            bytes += s.occurrences.capacity() * size_of::<(i64, Kind)>()
+            bytes += s
+                .occurrences
+                .as_ref()
+                .map_or(0, |o| 24 + o.capacity() * size_of::<Occurrence>())
                 + s.evidence.capacity() * size_of::<(Arc<str>, i64)>()
                 + s.evidence.iter().map(|(id, _)| id.len()).sum::<usize>()
-                + s.keywords.capacity() * size_of::<Arc<str>>();
+                + s.keywords
+                    .as_ref()
+                    .map_or(0, |k| 24 + k.capacity() * size_of::<Arc<str>>());
         }
         bytes
     }
@@ -474,9 +517,29 @@ impl AccountCore {
         }
         self.signals.shrink_to_fit();
         for s in &mut self.signals {
-            s.occurrences.shrink_to_fit();
+            if let Some(occurrences) = s.occurrences.as_mut() {
+                occurrences.shrink_to_fit();
+            }
             s.evidence.shrink_to_fit();
-            s.keywords.shrink_to_fit();
+            if let Some(keywords) = s.keywords.as_mut() {
+                keywords.shrink_to_fit();
+            }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn occurrences_pack_time_and_kind() {
+        for kind in Kind::ALL {
+            for ts in [0, 1, 1_767_225_600_123, 253_402_300_799_999] {
+                let o = Occurrence::new(ts, kind);
+                assert_eq!((o.ts(), o.kind()), (ts, kind));
+            }
+        }
+        assert!(Occurrence::new(5, Kind::Crm) < Occurrence::new(6, Kind::Web));
     }
 }

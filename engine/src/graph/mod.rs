@@ -10,12 +10,15 @@ pub mod account;
 
 use std::sync::Arc;
 
-use rustc_hash::FxHashMap;
+use std::hash::BuildHasher;
+
+use hashbrown::HashTable;
+use rustc_hash::FxBuildHasher;
 use serde_json::{json, Value};
 
 pub use account::{
-    AccountCore, AccountExtra, ContactChange, ContactState, RuleState, SignalState, SilenceState,
-    TopicName, TopicState,
+    AccountCore, AccountExtra, ContactChange, ContactState, Occurrence, RuleState, SignalState,
+    SilenceState, TopicName, TopicState,
 };
 
 use crate::signal_defs::SignalSet;
@@ -42,11 +45,24 @@ impl AccountEntry {
     }
 }
 
-/// All accounts.
-#[derive(Debug, Default)]
+/// All accounts. The index holds only account indices (4 bytes a slot) and
+/// hashes the ids kept in the entries, so no id is stored twice.
+#[derive(Default)]
 pub struct IntentGraph {
-    index: FxHashMap<Arc<str>, AccountIdx>,
+    index: HashTable<AccountIdx>,
     accounts: Vec<AccountEntry>,
+}
+
+impl std::fmt::Debug for IntentGraph {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IntentGraph")
+            .field("accounts", &self.accounts.len())
+            .finish()
+    }
+}
+
+fn hash_id(id: &str) -> u64 {
+    FxBuildHasher.hash_one(id)
 }
 
 impl IntentGraph {
@@ -59,16 +75,24 @@ impl IntentGraph {
     }
 
     pub fn index_of(&self, account: &str) -> Option<AccountIdx> {
-        self.index.get(account).copied()
+        let accounts = &self.accounts;
+        self.index
+            .find(hash_id(account), |&idx| {
+                &*accounts[idx as usize].id == account
+            })
+            .copied()
     }
 
     pub fn get_or_insert(&mut self, account: &str) -> AccountIdx {
-        if let Some(idx) = self.index.get(account) {
-            return *idx;
+        if let Some(idx) = self.index_of(account) {
+            return idx;
         }
         let idx = self.accounts.len() as AccountIdx;
         let id: Arc<str> = Arc::from(account);
-        self.index.insert(id.clone(), idx);
+        let accounts = &self.accounts;
+        self.index.insert_unique(hash_id(account), idx, |&i| {
+            hash_id(&accounts[i as usize].id)
+        });
         self.accounts.push(AccountEntry {
             id,
             ..AccountEntry::default()
@@ -100,8 +124,7 @@ impl IntentGraph {
 
     /// Approximate heap bytes of all accounts, index included.
     pub fn heap_bytes(&self) -> usize {
-        let index = self.index.capacity() * (std::mem::size_of::<(Arc<str>, AccountIdx)>() + 1)
-            + self.index.keys().map(|k| k.len()).sum::<usize>();
+        let index = self.index.capacity() * (std::mem::size_of::<AccountIdx>() + 1);
         index
             + self.accounts.capacity() * std::mem::size_of::<AccountEntry>()
             + self
@@ -148,9 +171,9 @@ pub fn account_json(defs: &SignalSet, account: &str, core: &AccountCore, now: i6
                 "signal": def.id,
                 "decayed_occurrences": (s.value.value_at(now, def.half_life_ms) * 1000.0).round() / 1000.0,
                 "total": s.total,
-                "last_seen": Timestamp(s.last_ts),
+                "last_seen": Timestamp(s.last_ts()),
                 "evidence": s.evidence.iter().map(|(id, ts)| json!({"event": id, "ts": Timestamp(*ts)})).collect::<Vec<_>>(),
-                "keywords": s.keywords,
+                "keywords": s.keywords(),
             })
         }).collect::<Vec<_>>(),
         "rules": core.rules().iter().map(|r| json!({

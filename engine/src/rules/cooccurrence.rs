@@ -25,7 +25,8 @@ pub(super) fn evaluate(
     for signal in signals {
         let state = core.signal(*signal)?;
         let mut any = false;
-        for (t, kind) in &state.occurrences {
+        for occurrence in state.occurrences() {
+            let (t, kind) = (&occurrence.ts(), &occurrence.kind());
             if *t > from && *t <= ts {
                 any = true;
                 earliest = earliest.min(*t);
@@ -52,7 +53,7 @@ pub(super) fn evaluate(
                 push_unique(&mut firing.evidence_events, id.clone());
             }
         }
-        for keyword in &state.keywords {
+        for keyword in state.keywords() {
             if !firing.keywords.contains(keyword) {
                 firing.keywords.push(keyword.clone());
             }

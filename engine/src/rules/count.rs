@@ -20,9 +20,9 @@ pub(super) fn evaluate(
     let ts = cx.obs.ts.millis();
     let from = ts - within_ms;
     let in_window: Vec<i64> = state
-        .occurrences
+        .occurrences()
         .iter()
-        .map(|(t, _)| *t)
+        .map(|o| o.ts())
         .filter(|t| *t > from && *t <= ts)
         .collect();
     if (in_window.len() as u32) < at_least {
@@ -38,7 +38,7 @@ pub(super) fn evaluate(
     firing
         .signals
         .push(cx.defs.signals[signal as usize].id.clone());
-    firing.keywords = state.keywords.clone();
+    firing.keywords = state.keywords().to_vec();
     firing.vars = Vars {
         count: Some(in_window.len() as u32),
         within_ms: Some(within_ms),

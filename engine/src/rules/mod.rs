@@ -155,7 +155,7 @@ fn top_evidence(cx: &Context<'_>, core: &AccountCore, firing: &mut Firing, n_sig
         for (id, _) in state.evidence.iter().rev().take(3) {
             push_unique(&mut firing.evidence_events, id.clone());
         }
-        for keyword in &state.keywords {
+        for keyword in state.keywords() {
             if !firing.keywords.contains(keyword) {
                 firing.keywords.push(keyword.clone());
             }
