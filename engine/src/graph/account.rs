@@ -8,6 +8,16 @@
 use std::sync::Arc;
 
 use serde::{Deserialize, Serialize};
+use thin_vec::ThinVec;
+
+/// Heap bytes of a thin vector: nothing when empty, else header and items.
+fn thin_bytes<T>(v: &ThinVec<T>) -> usize {
+    if v.capacity() == 0 {
+        0
+    } else {
+        16 + v.capacity() * std::mem::size_of::<T>()
+    }
+}
 
 use crate::decay::Decayed;
 use crate::event::{CrmType, Kind};
@@ -30,7 +40,7 @@ pub const MAX_OCCURRENCES: usize = 64;
 pub const PRUNE_BELOW: f64 = 1e-3;
 
 /// Earlier titles of a contact with the time each was replaced, oldest first.
-pub type TitleHistory = Vec<(i64, Arc<str>)>;
+pub type TitleHistory = ThinVec<(i64, Arc<str>)>;
 
 /// A person at the account.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,8 +51,8 @@ pub struct ContactState {
     pub is_decision_role: bool,
     pub left: bool,
     /// Earlier titles with the time they were replaced, oldest first.
-    /// Boxed: most contacts never change title.
-    pub title_history: Option<Box<TitleHistory>>,
+    /// Thin: most contacts never change title.
+    pub title_history: TitleHistory,
     pub last_seen: i64,
 }
 
@@ -87,24 +97,24 @@ pub struct SignalState {
     pub value: Decayed,
     /// Times and kinds of recent occurrences, ascending, kept only for
     /// signals that windowed rules count (boxed: most signals need none).
-    occurrences: Option<Box<Vec<Occurrence>>>,
+    occurrences: ThinVec<Occurrence>,
     /// Most recent evidence events, ascending: (event id, time). Never
     /// empty: the occurrence that created the state is its first evidence.
     pub evidence: Vec<(Arc<str>, i64)>,
     /// Matched phrases (boxed: many signals match no phrase).
-    keywords: Option<Box<Vec<Arc<str>>>>,
+    keywords: ThinVec<Arc<str>>,
     pub total: u32,
 }
 
 impl SignalState {
     /// Recent occurrences, ascending (only for signals that rules count).
     pub fn occurrences(&self) -> &[Occurrence] {
-        self.occurrences.as_deref().map_or(&[], |o| o.as_slice())
+        &self.occurrences
     }
 
     /// Matched phrases, most recent last.
     pub fn keywords(&self) -> &[Arc<str>] {
-        self.keywords.as_deref().map_or(&[], |k| k.as_slice())
+        &self.keywords
     }
 
     /// Time of the latest occurrence.
@@ -250,9 +260,9 @@ impl AccountCore {
                     self.signals.push(SignalState {
                         signal: hit.signal,
                         value: Decayed::default(),
-                        occurrences: None,
+                        occurrences: ThinVec::new(),
                         evidence: Vec::new(),
-                        keywords: None,
+                        keywords: ThinVec::new(),
                         total: 0,
                     });
                     self.signals.last_mut().expect("just pushed")
@@ -262,7 +272,7 @@ impl AccountCore {
             state.total = state.total.saturating_add(1);
             if def.retain_ms > 0 {
                 let newest = state.last_ts().max(ts);
-                let occurrences = state.occurrences.get_or_insert_with(Box::default);
+                let occurrences = &mut state.occurrences;
                 let at = occurrences.partition_point(|o| o.ts() <= ts);
                 occurrences.insert(at, Occurrence::new(ts, obs.kind));
                 let horizon = newest - def.retain_ms;
@@ -276,7 +286,7 @@ impl AccountCore {
                 state.evidence.remove(0);
             }
             for keyword in &hit.keywords {
-                let keywords = state.keywords.get_or_insert_with(Box::default);
+                let keywords = &mut state.keywords;
                 if !keywords.iter().any(|k| k == keyword) {
                     if keywords.len() >= MAX_KEYWORDS {
                         keywords.remove(0);
@@ -354,7 +364,7 @@ impl AccountCore {
                     title: None,
                     is_decision_role: false,
                     left: false,
-                    title_history: None,
+                    title_history: ThinVec::new(),
                     last_seen: ts,
                 });
                 self.contacts.len() - 1
@@ -396,7 +406,7 @@ impl AccountCore {
         let first_sighting =
             contact.title.is_none() && crm_type != Some(CrmType::ContactTitleChanged);
         if let Some(previous) = contact.title.take() {
-            let history = contact.title_history.get_or_insert_with(Box::default);
+            let history = &mut contact.title_history;
             if history.len() >= MAX_TITLE_HISTORY {
                 history.remove(0);
             }
@@ -474,24 +484,14 @@ impl AccountCore {
             bytes += c.key.len()
                 + c.name.as_ref().map_or(0, |n| n.len())
                 + c.title.as_ref().map_or(0, |t| t.len());
-            bytes += c
-                .title_history
-                .iter()
-                .flat_map(|h| h.iter())
-                .map(|(_, t)| 24 + t.len())
-                .sum::<usize>();
+            bytes += thin_bytes(&c.title_history);
         }
         // Topic strings are shared across accounts (interned), so not counted here.
         for s in &self.signals {
-            bytes += s
-                .occurrences
-                .as_ref()
-                .map_or(0, |o| 24 + o.capacity() * size_of::<Occurrence>())
+            bytes += thin_bytes(&s.occurrences)
                 + s.evidence.capacity() * size_of::<(Arc<str>, i64)>()
                 + s.evidence.iter().map(|(id, _)| id.len()).sum::<usize>()
-                + s.keywords
-                    .as_ref()
-                    .map_or(0, |k| 24 + k.capacity() * size_of::<Arc<str>>());
+                + thin_bytes(&s.keywords);
         }
         bytes
     }
@@ -517,13 +517,9 @@ impl AccountCore {
         }
         self.signals.shrink_to_fit();
         for s in &mut self.signals {
-            if let Some(occurrences) = s.occurrences.as_mut() {
-                occurrences.shrink_to_fit();
-            }
+            s.occurrences.shrink_to_fit();
             s.evidence.shrink_to_fit();
-            if let Some(keywords) = s.keywords.as_mut() {
-                keywords.shrink_to_fit();
-            }
+            s.keywords.shrink_to_fit();
         }
     }
 }

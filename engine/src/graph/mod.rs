@@ -158,7 +158,7 @@ pub fn account_json(defs: &SignalSet, account: &str, core: &AccountCore, now: i6
             "title": c.title,
             "decision_role": c.is_decision_role,
             "left": c.left,
-            "title_history": c.title_history.iter().flat_map(|h| h.iter()).map(|(ts, title)| json!({"until": Timestamp(*ts), "title": title})).collect::<Vec<_>>(),
+            "title_history": c.title_history.iter().map(|(ts, title)| json!({"until": Timestamp(*ts), "title": title})).collect::<Vec<_>>(),
             "last_seen": Timestamp(c.last_seen),
         })).collect::<Vec<_>>(),
         "topics": topics.iter().map(|t| json!({
