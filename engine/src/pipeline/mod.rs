@@ -342,7 +342,6 @@ impl Pipeline {
             let entry = self.graph.entry_mut(idx);
             if entry.pending.compact(watermark) {
                 entry.core.prune(&defs, now);
-                entry.core.shrink();
             } else if let Some(newest) = entry.pending.newest_ts() {
                 self.pending.push_back((newest, idx));
             }
@@ -364,6 +363,9 @@ impl Pipeline {
             let entry = self.graph.entry_mut(self.sweep_cursor as AccountIdx);
             if entry.pending.is_empty() && entry.core.last_ts < now {
                 entry.core.prune(&defs, now);
+                // Spare capacity goes back only here, on idle accounts, so
+                // busy ones do not shrink and regrow with every event.
+                entry.core.shrink();
             }
         }
     }
