@@ -137,9 +137,12 @@ impl std::fmt::Debug for Analyzer {
 /// Entries the per-thread stem cache holds before it is cleared.
 const STEM_CACHE_CAPACITY: usize = 200_000;
 
+/// Lowercase word → its Snowball stem, or `None` for a stopword.
+type StemCache = FxHashMap<Box<str>, Option<Box<str>>>;
+
 thread_local! {
     /// Per-thread, per-language caches of lowercase word → Snowball stem.
-    static STEM_CACHE: RefCell<Vec<FxHashMap<Box<str>, Box<str>>>> =
+    static STEM_CACHE: RefCell<Vec<StemCache>> =
         RefCell::new(vec![FxHashMap::default(); LANGUAGES.len()]);
     static STEMMERS: RefCell<Vec<Option<Stemmer>>> =
         RefCell::new((0..LANGUAGES.len()).map(|_| None).collect());
@@ -199,61 +202,98 @@ impl Analyzer {
 
     /// Analyses `text` and appends its tokens to `out`.
     pub fn analyze_append(&self, text: &str, view: View, out: &mut Analyzed) {
-        let mut lower = String::new();
-        let bytes = text.as_bytes();
-        let mut pos = 0;
-        while pos < bytes.len() {
-            let ch = next_char(text, pos);
-            let width = ch.len_utf8();
-            if is_han(ch) {
-                let start = pos;
-                let mut end = pos + width;
-                while end < bytes.len() {
-                    let c = next_char(text, end);
-                    if !is_han(c) {
-                        break;
+        STEM_CACHE.with(|cache| {
+            let mut cache = cache.borrow_mut();
+            let stems = &mut cache[self.language_idx];
+            let mut lower = String::new();
+            let bytes = text.as_bytes();
+            let mut pos = 0;
+            while pos < bytes.len() {
+                let byte = bytes[pos];
+                if byte < 0x80 {
+                    // ASCII fast path: most Latin text never leaves it.
+                    if !byte.is_ascii_alphanumeric() {
+                        pos += 1;
+                        continue;
                     }
-                    end += c.len_utf8();
-                }
-                self.han_run(text, start, end, view, out);
-                pos = end;
-            } else if ch.is_alphanumeric() {
-                let start = pos;
-                let mut end = pos + width;
-                let mut ascii = ch.is_ascii();
-                while end < bytes.len() {
-                    let c = next_char(text, end);
-                    if is_han(c) || !c.is_alphanumeric() {
-                        break;
+                    let start = pos;
+                    let mut end = pos + 1;
+                    while end < bytes.len() && bytes[end].is_ascii_alphanumeric() {
+                        end += 1;
                     }
-                    ascii &= c.is_ascii();
-                    end += c.len_utf8();
+                    if end < bytes.len() && bytes[end] >= 0x80 && next_char(text, end).is_alphanumeric() && !is_han(next_char(text, end)) {
+                        // A word that goes on in non-ASCII letters ("café"): general path.
+                        end = self.scan_word(text, end);
+                        lower.clear();
+                        lower.extend(text[start..end].chars().flat_map(char::to_lowercase));
+                    } else {
+                        lower.clear();
+                        lower.push_str(&text[start..end]);
+                        lower.make_ascii_lowercase();
+                    }
+                    self.latin_word(stems, &lower, start, end, out);
+                    pos = end;
+                    continue;
                 }
-                let word = &text[start..end];
-                lower.clear();
-                if ascii {
-                    lower.push_str(word);
-                    lower.make_ascii_lowercase();
+                let ch = next_char(text, pos);
+                let width = ch.len_utf8();
+                if is_han(ch) {
+                    let start = pos;
+                    let mut end = pos + width;
+                    while end < bytes.len() {
+                        let c = next_char(text, end);
+                        if !is_han(c) {
+                            break;
+                        }
+                        end += c.len_utf8();
+                    }
+                    self.han_run(text, start, end, view, out);
+                    pos = end;
+                } else if ch.is_alphanumeric() {
+                    let start = pos;
+                    let end = self.scan_word(text, pos + width);
+                    lower.clear();
+                    lower.extend(text[start..end].chars().flat_map(char::to_lowercase));
+                    self.latin_word(stems, &lower, start, end, out);
+                    pos = end;
                 } else {
-                    lower.extend(word.chars().flat_map(char::to_lowercase));
+                    pos += width;
                 }
-                self.latin_word(&lower, start, end, out);
-                pos = end;
-            } else {
-                pos += width;
             }
-        }
+        })
     }
 
-    fn latin_word(&self, lower: &str, start: usize, end: usize, out: &mut Analyzed) {
-        if self.stopwords.contains(lower) {
-            return;
+    /// The end of a non-Han alphanumeric word that continues at `pos`.
+    fn scan_word(&self, text: &str, mut pos: usize) -> usize {
+        while pos < text.len() {
+            let c = next_char(text, pos);
+            if is_han(c) || !c.is_alphanumeric() {
+                break;
+            }
+            pos += c.len_utf8();
         }
-        let prefix_fold = self.prefix_fold;
-        self.with_stem(lower, |stem| {
-            let key = fold(stem, prefix_fold);
-            out.push(key, start, end, Script::Latin);
-        });
+        pos
+    }
+
+    /// Drops a stopword, or stems (through the cache), folds and pushes a word.
+    fn latin_word(&self, stems: &mut StemCache, lower: &str, start: usize, end: usize, out: &mut Analyzed) {
+        let entry = match stems.get(lower) {
+            Some(entry) => entry,
+            None => {
+                let entry = if self.stopwords.contains(lower) {
+                    None
+                } else {
+                    Some(self.stem_uncached(lower).into_boxed_str())
+                };
+                if stems.len() >= STEM_CACHE_CAPACITY {
+                    stems.clear();
+                }
+                stems.entry(lower.into()).or_insert(entry)
+            }
+        };
+        if let Some(stem) = entry {
+            out.push(fold(stem, self.prefix_fold), start, end, Script::Latin);
+        }
     }
 
     fn han_run(&self, text: &str, start: usize, end: usize, view: View, out: &mut Analyzed) {
@@ -281,24 +321,6 @@ impl Analyzer {
                 }
             }
         }
-    }
-
-    /// Stems one lowercase word through the per-thread cache.
-    fn with_stem<R>(&self, lower: &str, f: impl FnOnce(&str) -> R) -> R {
-        STEM_CACHE.with(|cache| {
-            let mut cache = cache.borrow_mut();
-            let map = &mut cache[self.language_idx];
-            if let Some(stem) = map.get(lower) {
-                return f(stem);
-            }
-            let stem: Box<str> = self.stem_uncached(lower).into();
-            if map.len() >= STEM_CACHE_CAPACITY {
-                map.clear();
-            }
-            let result = f(&stem);
-            map.insert(lower.into(), stem);
-            result
-        })
     }
 
     /// The Snowball stem of one lowercase word, without cache or folding.
