@@ -221,7 +221,11 @@ impl Analyzer {
                     while end < bytes.len() && bytes[end].is_ascii_alphanumeric() {
                         end += 1;
                     }
-                    if end < bytes.len() && bytes[end] >= 0x80 && next_char(text, end).is_alphanumeric() && !is_han(next_char(text, end)) {
+                    if end < bytes.len()
+                        && bytes[end] >= 0x80
+                        && next_char(text, end).is_alphanumeric()
+                        && !is_han(next_char(text, end))
+                    {
                         // A word that goes on in non-ASCII letters ("café"): general path.
                         end = self.scan_word(text, end);
                         lower.clear();
@@ -276,7 +280,14 @@ impl Analyzer {
     }
 
     /// Drops a stopword, or stems (through the cache), folds and pushes a word.
-    fn latin_word(&self, stems: &mut StemCache, lower: &str, start: usize, end: usize, out: &mut Analyzed) {
+    fn latin_word(
+        &self,
+        stems: &mut StemCache,
+        lower: &str,
+        start: usize,
+        end: usize,
+        out: &mut Analyzed,
+    ) {
         let entry = match stems.get(lower) {
             Some(entry) => entry,
             None => {
