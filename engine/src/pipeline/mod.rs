@@ -352,7 +352,7 @@ impl Pipeline {
     /// Prunes a few accounts round-robin, so that accounts which stopped
     /// receiving events still drop what has fully decayed.
     fn sweep(&mut self, now: i64) {
-        const ACCOUNTS_PER_SWEEP: usize = 16;
+        const ACCOUNTS_PER_SWEEP: usize = 2;
         let n = self.graph.len();
         if n == 0 {
             return;
