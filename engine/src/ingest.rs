@@ -78,7 +78,11 @@ impl DecodeError {
         match self {
             DecodeError::Syntax(_) => "syntax".into(),
             DecodeError::Missing(field) => format!("missing {field}"),
-            DecodeError::Invalid { field, .. } => format!("invalid {field}"),
+            // Per-field, without the data-dependent part (`attrs.<name>`), so
+            // that counting rejections by label stays bounded.
+            DecodeError::Invalid { field, .. } => {
+                format!("invalid {}", field.split('.').next().unwrap_or(field))
+            }
             DecodeError::TooLarge { field, .. } => format!("{field} too large"),
         }
     }
@@ -550,6 +554,8 @@ impl Validator<'_> {
         let mut attrs = Vec::with_capacity(map.len());
         for (key, value) in map {
             let number = match value {
+                // null counts as absent, as everywhere in the contract.
+                Loose::Null => continue,
                 Loose::Int(v) => v as f64,
                 Loose::Float(v) if v.is_finite() => v,
                 other => {

@@ -2,7 +2,7 @@
 //! the pipeline, actions to a callback. Bad lines are reported with their line
 //! number and reason and skipped; the run continues.
 
-use std::io::{self, BufRead};
+use std::io::{self, BufRead, Read};
 
 use crate::actions::Action;
 use crate::ingest::DecodeError;
@@ -33,14 +33,35 @@ pub fn replay_reader<R: BufRead>(
     let mut line_no = 0u64;
     let mut n_read = 0u64;
     let mut bytes_read = 0u64;
+    let limit = pipeline.config().limits.max_event_bytes;
     loop {
         line.clear();
-        let n = reader.read_until(b'\n', &mut line)?;
+        // Never buffer more than one event's limit of a line (+1 for the newline).
+        let n = (&mut reader)
+            .take(limit as u64 + 1)
+            .read_until(b'\n', &mut line)?;
         if n == 0 {
             break;
         }
         bytes_read += n as u64;
         line_no += 1;
+        if line.last() != Some(&b'\n') && line.len() > limit {
+            let (skipped, newline) = skip_rest_of_line(&mut reader)?;
+            bytes_read += skipped;
+            let error = DecodeError::TooLarge {
+                field: "event",
+                size: line.len() + skipped as usize - usize::from(newline),
+                limit,
+            };
+            n_read += 1;
+            pipeline.count_rejected(&error);
+            on_reject(Rejected {
+                source: source.to_string(),
+                line: line_no,
+                error,
+            });
+            continue;
+        }
         let trimmed = trim_line(&line);
         if trimmed.iter().all(u8::is_ascii_whitespace) {
             continue;
@@ -66,10 +87,74 @@ pub fn replay_reader<R: BufRead>(
     Ok(n_read)
 }
 
+/// Discards input up to and including the next newline; returns the bytes
+/// skipped and whether a newline ended them.
+fn skip_rest_of_line<R: BufRead>(reader: &mut R) -> io::Result<(u64, bool)> {
+    let mut skipped = 0u64;
+    loop {
+        let buf = reader.fill_buf()?;
+        if buf.is_empty() {
+            return Ok((skipped, false));
+        }
+        match buf.iter().position(|b| *b == b'\n') {
+            Some(pos) => {
+                reader.consume(pos + 1);
+                return Ok((skipped + pos as u64 + 1, true));
+            }
+            None => {
+                let len = buf.len();
+                reader.consume(len);
+                skipped += len as u64;
+            }
+        }
+    }
+}
+
 fn trim_line(line: &[u8]) -> &[u8] {
     let mut end = line.len();
     while end > 0 && (line[end - 1] == b'\n' || line[end - 1] == b'\r') {
         end -= 1;
     }
     &line[..end]
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Pipeline, PipelineConfig, SignalSet};
+    use std::sync::Arc;
+
+    #[test]
+    fn an_overlong_line_is_rejected_without_buffering_it_and_the_next_line_is_read() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../signal-defs");
+        let config = PipelineConfig {
+            limits: crate::ingest::Limits {
+                max_event_bytes: 200,
+                ..Default::default()
+            },
+            ..PipelineConfig::default()
+        };
+        let mut pipeline = Pipeline::new(Arc::new(SignalSet::load(&dir).unwrap()), config);
+        let good = r#"{"id":"g","ts":1,"account":"a","kind":"web","url":"https://v.test/pricing"}"#;
+        let input = format!("{}\n{good}\n", "x".repeat(10_000));
+        let mut rejected = Vec::new();
+        let n = replay_reader(
+            &mut pipeline,
+            "t",
+            input.as_bytes(),
+            |_| {},
+            |r| rejected.push(r),
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!(n, 2);
+        assert_eq!(rejected.len(), 1);
+        assert_eq!(rejected[0].line, 1);
+        assert_eq!(
+            rejected[0].error.to_string(),
+            "event too large: 10000 bytes > limit 200"
+        );
+        assert_eq!(pipeline.stats().applied, 1);
+        assert_eq!(pipeline.stats().rejected, 1);
+    }
 }

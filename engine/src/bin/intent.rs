@@ -162,7 +162,6 @@ fn replay(args: ReplayArgs) -> Result<ExitCode> {
     let mut pipeline = Pipeline::new(defs, config);
     let stdout = io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    let mut rejected: Vec<Rejected> = Vec::new();
     let started = Instant::now();
     let sources: Vec<PathBuf> = if args.files.is_empty() {
         vec![PathBuf::from("-")]
@@ -210,10 +209,7 @@ fn replay(args: ReplayArgs) -> Result<ExitCode> {
                     }
                 }
             },
-            |r| {
-                eprintln!("{}:{}: rejected: {}", r.source, r.line, r.error);
-                rejected.push(r);
-            },
+            |r: Rejected| eprintln!("{}:{}: rejected: {}", r.source, r.line, r.error),
             |bytes| {
                 if let Some(bar) = &progress {
                     bar.set_position(done_bytes + bytes);

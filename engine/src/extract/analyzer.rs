@@ -136,6 +136,8 @@ impl std::fmt::Debug for Analyzer {
 
 /// Entries the per-thread stem cache holds before it is cleared.
 const STEM_CACHE_CAPACITY: usize = 200_000;
+/// Longer words are not cached (bounds the cache's memory).
+const MAX_CACHED_WORD_BYTES: usize = 48;
 
 /// Lowercase word → its Snowball stem, or `None` for a stopword.
 type StemCache = FxHashMap<Box<str>, Option<Box<str>>>;
@@ -296,6 +298,13 @@ impl Analyzer {
                 } else {
                     Some(self.stem_uncached(lower).into_boxed_str())
                 };
+                if lower.len() > MAX_CACHED_WORD_BYTES {
+                    // Long "words" (hashes, base64) are stemmed but not remembered.
+                    if let Some(stem) = entry {
+                        out.push(fold(&stem, self.prefix_fold), start, end, Script::Latin);
+                    }
+                    return;
+                }
                 if stems.len() >= STEM_CACHE_CAPACITY {
                     stems.clear();
                 }
@@ -336,6 +345,15 @@ impl Analyzer {
 
     /// The Snowball stem of one lowercase word, without cache or folding.
     pub fn stem_uncached(&self, lower: &str) -> String {
+        // A stemmer bug must not take the engine down: a panicking word is
+        // kept as it is (the result is cached, so it is tried once).
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            self.stem_with_stemmer(lower)
+        }))
+        .unwrap_or_else(|_| lower.to_string())
+    }
+
+    fn stem_with_stemmer(&self, lower: &str) -> String {
         STEMMERS.with(|stemmers| {
             let mut stemmers = stemmers.borrow_mut();
             let stemmer =

@@ -53,15 +53,19 @@ impl DocFreq {
     /// returns its top `k` terms by TF-IDF.
     pub fn observe_top(&mut self, text: &str, words: &Analyzed, k: usize) -> Vec<Keyword> {
         // Term frequencies of eligible terms, with the first token of each.
+        let mut positions: FxHashMap<&str, usize> = FxHashMap::default();
         let mut tf: Vec<(&str, u32, usize)> = Vec::new();
         for (token_idx, token) in words.tokens.iter().enumerate() {
             let key = words.key(token);
             if !eligible(key, token.script) {
                 continue;
             }
-            match tf.iter_mut().find(|(k, _, _)| *k == key) {
-                Some(entry) => entry.1 += 1,
-                None => tf.push((key, 1, token_idx)),
+            match positions.get(key) {
+                Some(&at) => tf[at].1 += 1,
+                None => {
+                    positions.insert(key, tf.len());
+                    tf.push((key, 1, token_idx));
+                }
             }
         }
         if self.counts.len() + tf.len() > self.capacity {
@@ -70,7 +74,7 @@ impl DocFreq {
         self.n_docs += 1;
         for (key, _, _) in &tf {
             match self.counts.get_mut(*key) {
-                Some(count) => *count += 1,
+                Some(count) => *count = count.saturating_add(1),
                 None => {
                     self.counts.insert((*key).into(), 1);
                 }

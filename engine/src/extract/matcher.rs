@@ -18,6 +18,8 @@ use super::analyzer::{Analyzed, Analyzer, Script, View};
 /// Words allowed between the parts of a gapped phrase; a Chinese character
 /// counts as 0.4 of a word (so about 20 characters fit).
 pub const MAX_GAP_WORDS: u32 = 8;
+/// The most tokens a gap can span (all Chinese characters).
+const MAX_GAP_TOKENS: u32 = MAX_GAP_WORDS * 5 / 2;
 
 /// Identifies a phrase library within a compiled signal set.
 pub type LibraryIdx = u16;
@@ -255,9 +257,13 @@ impl PhraseMatcher {
                 let mut end = first.3;
                 let mut complete = true;
                 for part in 1..n_parts {
-                    let next = group
+                    // The group is sorted by (part, start): look only at the
+                    // starts that can be within the gap.
+                    let lo = group.partition_point(|p| (p.1, p.2) < (part, end));
+                    let next = group[lo..]
                         .iter()
-                        .filter(|p| p.1 == part && p.2 >= end && gap_fits(text, end, p.2))
+                        .take_while(|p| p.1 == part && p.2 - end <= MAX_GAP_TOKENS)
+                        .filter(|p| gap_fits(text, end, p.2))
                         .map(|p| p.3)
                         .min();
                     match next {
@@ -284,6 +290,9 @@ impl PhraseMatcher {
 
 /// Whether the tokens in `from..to` fit in a phrase gap.
 fn gap_fits(text: &Analyzed, from: u32, to: u32) -> bool {
+    if to - from > MAX_GAP_TOKENS {
+        return false;
+    }
     let cost: u32 = text.tokens[from as usize..to as usize]
         .iter()
         .map(|t| if t.script == Script::Han { 2 } else { 5 })
@@ -383,6 +392,23 @@ mod tests {
         );
         f.check("this feature solved our scheduling of nurses across three campuses, two clinics and several remote wards; pain remains", &[]);
         f.check("pain: this feature solved our", &[]);
+    }
+
+    #[test]
+    fn long_repetitive_text_with_gapped_phrase_parts_is_handled() {
+        // Many anchors and many later parts, none within the gap of another:
+        // must not degrade to anchors × parts × gap work.
+        let f = fixture(&["solved our … problem"]);
+        let text = format!(
+            "{}{}",
+            "solved our ".repeat(20_000),
+            "filler ".repeat(30) + &"problem ".repeat(20_000)
+        );
+        f.check(&text, &[]);
+        f.check(
+            &format!("{}solved our big problem", "solved ".repeat(20_000)),
+            &["solved our … problem"],
+        );
     }
 
     #[test]

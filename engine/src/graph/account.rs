@@ -371,7 +371,13 @@ impl AccountCore {
             }
         };
         let contact = &mut self.contacts[idx];
+        let newest = ts >= contact.last_seen;
         contact.last_seen = contact.last_seen.max(ts);
+        if !newest {
+            // An event older than what we know of this contact (a late one)
+            // does not roll its name or title back.
+            return None;
+        }
         if observed.name.is_some() {
             contact.name = observed.name.clone();
         }

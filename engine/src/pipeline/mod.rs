@@ -16,7 +16,7 @@ mod pending;
 pub use pending::{Origin, Pending, CHECKPOINT_EVERY};
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
@@ -48,6 +48,8 @@ pub struct PipelineConfig {
     /// Pending (not yet final) observations kept per account; beyond this the
     /// oldest become final early.
     pub max_pending_per_account: usize,
+    /// How far ahead of the newest event time an event may be.
+    pub max_time_jump_ms: i64,
 }
 
 impl Default for PipelineConfig {
@@ -58,6 +60,7 @@ impl Default for PipelineConfig {
             dedupe_horizon_ms: 7 * DAY_MS,
             dedupe_capacity: 4_000_000,
             max_pending_per_account: 256,
+            max_time_jump_ms: 366 * DAY_MS,
         }
     }
 }
@@ -103,7 +106,7 @@ pub struct Pipeline {
     /// Pending silence timers: (deadline, account, rule), earliest first.
     timers: BinaryHeap<Reverse<(i64, AccountIdx, RuleIdx)>>,
     /// Accounts with pending observations, by their newest observation time.
-    pending: VecDeque<(i64, AccountIdx)>,
+    pending: BinaryHeap<Reverse<(i64, AccountIdx)>>,
     /// Next account the background sweep prunes.
     sweep_cursor: usize,
     max_ts: i64,
@@ -125,7 +128,7 @@ impl Pipeline {
             graph: IntentGraph::default(),
             extractor: Extractor::new(),
             timers: BinaryHeap::new(),
-            pending: VecDeque::new(),
+            pending: BinaryHeap::new(),
             sweep_cursor: 0,
             max_ts: i64::MIN,
             watermark: i64::MIN,
@@ -169,26 +172,61 @@ impl Pipeline {
         out: &mut Vec<Action>,
     ) -> Result<Outcome, DecodeError> {
         match decode_with(bytes, &self.config.limits) {
-            Ok(event) => Ok(self.process(&event, out)),
+            Ok(event) => self.process(&event, out),
             Err(err) => {
-                self.stats.events_in += 1;
-                self.stats.rejected += 1;
-                *self
-                    .stats
-                    .rejected_by_reason
-                    .entry(err.reason_label())
-                    .or_default() += 1;
+                self.count_rejected(&err);
                 Err(err)
             }
         }
     }
 
-    /// Processes one validated event, appending the actions it causes.
-    pub fn process(&mut self, event: &Event<'_>, out: &mut Vec<Action>) -> Outcome {
+    /// Counts an event rejected before it reached the pipeline (for example
+    /// a line too long to read).
+    pub fn count_rejected(&mut self, err: &DecodeError) {
         self.stats.events_in += 1;
+        self.stats.rejected += 1;
+        *self
+            .stats
+            .rejected_by_reason
+            .entry(err.reason_label())
+            .or_default() += 1;
+    }
+
+    /// Processes one validated event, appending the actions it causes.
+    ///
+    /// An event further ahead of the newest event time than
+    /// `max_time_jump_ms` is rejected (a mistyped year would otherwise move
+    /// event time years ahead: every silence timer would fire, every later
+    /// event would be late).
+    pub fn process(
+        &mut self,
+        event: &Event<'_>,
+        out: &mut Vec<Action>,
+    ) -> Result<Outcome, DecodeError> {
+        self.stats.events_in += 1;
+        let ts = event.ts.millis();
+        if self.max_ts != i64::MIN && ts - self.max_ts > self.config.max_time_jump_ms {
+            let err = DecodeError::Invalid {
+                field: "ts".into(),
+                reason: format!(
+                    "{} is {} ahead of the newest event time {} (limit {})",
+                    event.ts,
+                    crate::time::format_duration_ms(ts - self.max_ts),
+                    Timestamp(self.max_ts),
+                    crate::time::format_duration_ms(self.config.max_time_jump_ms)
+                ),
+            };
+            self.stats.rejected += 1;
+            *self
+                .stats
+                .rejected_by_reason
+                .entry("ts too far ahead".into())
+                .or_default() += 1;
+            return Err(err);
+        }
         if self.dedupe.contains(&event.id) {
             self.stats.duplicates += 1;
-            return Outcome::Duplicate;
+            return Ok(Outcome::Duplicate);
         }
         self.seq += 1;
         let obs = self.extractor.extract(&self.defs, event, self.seq);
@@ -207,7 +245,7 @@ impl Pipeline {
             self.stats.late += late as u64;
             self.stats.reordered += reordered as u64;
         }
-        outcome
+        Ok(outcome)
     }
 
     /// Moves event time forward to `now` without an event (end of input, or a
@@ -234,14 +272,21 @@ impl Pipeline {
         let defs = Arc::clone(&self.defs);
         let has_threshold_rule = self.has_threshold_rule;
         let entry = self.graph.entry_mut(idx);
-        let track = self.config.allowed_lateness_ms > 0 && !late;
+        // What the watermark made final goes first, so the log holds only
+        // observations a late event may still precede.
+        if self.watermark != i64::MIN && entry.pending.compact(self.watermark) {
+            entry.core.prune(&defs, self.max_ts);
+        }
+        // A late event is logged too while the account has pending
+        // observations: a replay from a checkpoint must re-apply it.
+        let track = self.config.allowed_lateness_ms > 0 && (!late || !entry.pending.is_empty());
         let trigger = (ts, obs.seq);
         self.new_timers.clear();
         let mut actions = Vec::new();
         if entry.pending.is_in_order(&obs) || entry.pending.is_empty() {
             if track {
                 if entry.pending.is_empty() {
-                    self.pending.push_back((ts, idx));
+                    self.pending.push(Reverse((ts, idx)));
                 }
                 entry.pending.checkpoint_if_due(&entry.core);
             }
@@ -334,16 +379,16 @@ impl Pipeline {
         // Accounts whose pending observations are all final drop their replay state.
         let defs = Arc::clone(&self.defs);
         let now = self.max_ts;
-        while let Some(&(newest, idx)) = self.pending.front() {
+        while let Some(&Reverse((newest, idx))) = self.pending.peek() {
             if newest >= watermark {
                 break;
             }
-            self.pending.pop_front();
+            self.pending.pop();
             let entry = self.graph.entry_mut(idx);
             if entry.pending.compact(watermark) {
                 entry.core.prune(&defs, now);
             } else if let Some(newest) = entry.pending.newest_ts() {
-                self.pending.push_back((newest, idx));
+                self.pending.push(Reverse((newest, idx)));
             }
         }
         self.sweep(now);
@@ -628,6 +673,57 @@ mod tests {
         }
         assert_eq!(p.graph().with_account("idle", |c| c.signals.len()), Some(0));
         assert_eq!(p.score("idle"), Some(0.0));
+    }
+
+    #[test]
+    fn a_timestamp_far_ahead_is_rejected_and_changes_nothing() {
+        let mut p = pipeline();
+        let mut out = Vec::new();
+        let t0 = 1_800_000_000_000;
+        p.process_bytes(&web("a", "acct", t0, "https://v.test/pricing"), &mut out)
+            .unwrap();
+        let typo = web(
+            "b",
+            "acct",
+            t0 + 200 * 365 * DAY_MS,
+            "https://v.test/pricing",
+        );
+        let err = p.process_bytes(&typo, &mut out).unwrap_err();
+        assert_eq!(err.field(), Some("ts"));
+        assert!(
+            err.to_string().contains("ahead of the newest event time"),
+            "{err}"
+        );
+        assert_eq!(p.now(), Some(Timestamp(t0)));
+        assert_eq!(p.stats().rejected, 1);
+    }
+
+    #[test]
+    fn a_late_first_touch_does_not_replace_the_running_silence() {
+        let mut p = pipeline();
+        let mut out = Vec::new();
+        let crm = |id: &str, ts: i64| {
+            format!(
+                r#"{{"id":"{id}","ts":{ts},"account":"lead","kind":"crm","type":"first_touch"}}"#
+            )
+            .into_bytes()
+        };
+        let t0 = 1_800_000_000_000;
+        p.process_bytes(&crm("f2", t0 + 10 * DAY_MS), &mut out)
+            .unwrap();
+        p.process_bytes(
+            &web("w", "other", t0 + 11 * DAY_MS, "https://v.test/about"),
+            &mut out,
+        )
+        .unwrap();
+        p.process_bytes(&crm("f1", t0), &mut out).unwrap(); // late: days behind
+        p.advance_to(Timestamp(t0 + 20 * DAY_MS), &mut out);
+        let fired: Vec<_> = out
+            .iter()
+            .filter(|a| &*a.rule == "silent_after_first_touch")
+            .collect();
+        assert_eq!(fired.len(), 1);
+        assert_eq!(fired[0].event_ts, Timestamp(t0 + 12 * DAY_MS));
     }
 
     #[test]

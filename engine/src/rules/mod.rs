@@ -121,7 +121,9 @@ pub fn evaluate(
 fn cooled_down(rule: &RuleDef, core: &mut AccountCore, idx: RuleIdx, ts: i64) -> bool {
     let state = core.rule_state(idx);
     if let Some(last) = state.last_fired {
-        if ts >= last && ts - last < rule.cooldown_ms {
+        // Either side: a late firing just before the last one is as much
+        // within the cooldown as one just after it.
+        if ts.abs_diff(last) < rule.cooldown_ms.unsigned_abs() {
             return false;
         }
     }

@@ -29,7 +29,11 @@ pub(super) fn observe(
     let ts = cx.obs.ts.millis();
     if cx.obs.crm.as_ref().is_some_and(|c| c.crm_type == start) {
         let state = core.rule_state(rule);
-        let deadline = ts + silence_ms;
+        if state.silence.as_ref().is_some_and(|s| ts < s.start_ts) {
+            // A late start older than the running one does not replace it.
+            return;
+        }
+        let deadline = ts.saturating_add(silence_ms);
         state.silence = Some(SilenceState {
             start_ts: ts,
             deadline,
@@ -81,7 +85,7 @@ pub fn fire_silence(
         },
     };
     if let Some(last) = state.last_fired {
-        if timer.deadline - last < rule.cooldown_ms {
+        if timer.deadline.abs_diff(last) < rule.cooldown_ms.unsigned_abs() {
             return None;
         }
     }

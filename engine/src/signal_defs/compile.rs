@@ -865,11 +865,21 @@ impl Compiler {
             "count" => {
                 let signal = r.signal.as_ref().and_then(|s| signal_ref(self, s));
                 let at_least = match &r.at_least {
-                    Some(n) if *n.get_ref() >= 1 && *n.get_ref() <= 1000 => {
+                    Some(n)
+                        if *n.get_ref() >= 1
+                            && *n.get_ref() <= crate::graph::account::MAX_OCCURRENCES as i64 =>
+                    {
                         Some(*n.get_ref() as u32)
                     }
                     Some(n) => {
-                        at.err(self, n, "at_least: must be between 1 and 1000");
+                        at.err(
+                            self,
+                            n,
+                            format!(
+                                "at_least: must be between 1 and {} (occurrences kept per signal)",
+                                crate::graph::account::MAX_OCCURRENCES
+                            ),
+                        );
                         None
                     }
                     None => {

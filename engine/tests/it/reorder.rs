@@ -141,3 +141,57 @@ fn a_reordered_fixture_fires_the_same_actions() {
     got_ids.sort();
     assert_eq!(got_ids, expected_ids);
 }
+
+fn web_at(id: &str, account: &str, minute: i64, url: &str) -> String {
+    let ts = 1_800_000_000_000i64 + minute * 60_000;
+    format!(
+        r#"{{"id":"{id}","ts":{ts},"account":"{account}","kind":"web","url":"https://v.test{url}","action":"view","contact":{{"id":"c1","title":"Engineer"}}}}"#
+    )
+}
+
+/// Regression (review of the core): a late event applied while the account
+/// had pending observations must survive a later replay from a checkpoint.
+#[test]
+fn late_events_survive_later_replays() {
+    let lines = [
+        web_at("a1", "A", 100, "/about"),
+        web_at("b1", "B", 95, "/pricing"),
+        web_at("c1", "C", 106, "/about"),
+        web_at("b2", "B", 95, "/pricing"), // same minute, later seq; 11 min behind: late
+        web_at("b3", "B", 97, "/pricing"),
+        web_at("b4", "B", 96, "/pricing"), // out of order within the lateness: replay
+    ];
+    let (_, pipeline) = run(&lines);
+    let total = pipeline.graph().with_account("B", |core| {
+        core.signals.iter().map(|s| s.total).sum::<u32>()
+    });
+    assert_eq!(total, Some(4), "every pricing visit of B counts once");
+}
+
+#[test]
+fn a_late_title_does_not_roll_a_contact_back_and_fires_nothing() {
+    let title = |id: &str, minute: i64, title: &str| {
+        let ts = 1_800_000_000_000i64 + minute * 60_000;
+        format!(
+            r#"{{"id":"{id}","ts":{ts},"account":"A","kind":"web","url":"https://v.test/about","contact":{{"id":"c1","title":"{title}"}}}}"#
+        )
+    };
+    let lines = [
+        title("t1", 0, "Engineer"),
+        title("t2", 60, "CTO"),
+        title("t3", 30, "Engineer"),
+    ];
+    let (actions, pipeline) = run(&lines);
+    let current = pipeline.graph().with_account("A", |core| {
+        core.contacts[0].title.as_deref().map(str::to_string)
+    });
+    assert_eq!(current, Some(Some("CTO".to_string())));
+    assert_eq!(
+        actions
+            .iter()
+            .filter(|a| &*a.rule == "decision_maker_changed")
+            .count(),
+        1,
+        "{actions:?}"
+    );
+}
