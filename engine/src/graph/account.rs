@@ -196,6 +196,16 @@ impl AccountCore {
         self.extra.as_ref().and_then(|e| e.stage.as_deref())
     }
 
+    /// The rule's state, if the rule ever fired or armed a timer here.
+    pub fn existing_rule_state(&mut self, rule: RuleIdx) -> Option<&mut RuleState> {
+        self.extra
+            .as_mut()?
+            .rules
+            .iter_mut()
+            .find(|r| r.rule == rule)
+    }
+
+    /// The rule's state, created when missing.
     pub fn rule_state(&mut self, rule: RuleIdx) -> &mut RuleState {
         let rules = &mut self.extra_mut().rules;
         match rules.iter().position(|r| r.rule == rule) {

@@ -43,7 +43,9 @@ pub(super) fn observe(
         });
         timers.push(SilenceTimer { rule, deadline });
     } else if cx.obs.inbound {
-        let state = core.rule_state(rule);
+        let Some(state) = core.existing_rule_state(rule) else {
+            return;
+        };
         if let Some(silence) = &mut state.silence {
             if !silence.done && ts >= silence.start_ts && ts < silence.deadline {
                 silence.done = true;
