@@ -16,14 +16,18 @@ use engine::{Pipeline, PipelineConfig};
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
-fn analyzer(c: &mut Criterion) {
-    let defs = shipped_defs();
-    let corpus = corpus();
-    let english_email: String = corpus
+/// The e-mail corpus as one English text, subject and body per message.
+fn english_emails() -> String {
+    corpus()
         .emails
         .iter()
         .map(|(s, b)| format!("{s}\n{b}\n"))
-        .collect();
+        .collect()
+}
+
+fn analyzer(c: &mut Criterion) {
+    let defs = shipped_defs();
+    let english_email = english_emails();
     let mut group = c.benchmark_group("analyzer");
     for (name, text, view) in [
         ("email_en_match", english_email.as_str(), View::Match),
@@ -49,12 +53,7 @@ fn analyzer(c: &mut Criterion) {
 /// Extraction as the pipeline runs it: analysis plus matching of every phrase library.
 fn extraction(c: &mut Criterion) {
     let defs = shipped_defs();
-    let corpus = corpus();
-    let english: String = corpus
-        .emails
-        .iter()
-        .map(|(s, b)| format!("{s}\n{b}\n"))
-        .collect();
+    let english = english_emails();
     let mut group = c.benchmark_group("extract");
     for (name, text) in [
         ("email_en", english.as_str()),
@@ -83,12 +82,7 @@ fn extraction(c: &mut Criterion) {
 /// Phrase matching alone, on text analysed beforehand.
 fn matching(c: &mut Criterion) {
     let defs = shipped_defs();
-    let corpus = corpus();
-    let english: String = corpus
-        .emails
-        .iter()
-        .map(|(s, b)| format!("{s}\n{b}\n"))
-        .collect();
+    let english = english_emails();
     let mut group = c.benchmark_group("match");
     for (name, text) in [("email_en", english.as_str()), ("zh_reviews", CHINESE)] {
         let analysed: Vec<Analyzed> = text
