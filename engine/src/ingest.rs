@@ -350,15 +350,12 @@ impl Validator<'_> {
             ));
         }
         let kind_text = self.required_str(raw, "kind")?;
-        let kind = Kind::parse(&kind_text).ok_or_else(|| {
-            DecodeError::invalid(
-                "kind",
-                format!(
-                    "'{}' is not one of web, email, transcript, crm",
-                    clip(&kind_text)
-                ),
-            )
-        })?;
+        let kind = one_of(
+            "kind",
+            &kind_text,
+            Kind::parse,
+            "web, email, transcript, crm",
+        )?;
         let contact = match raw.take("contact") {
             None => None,
             Some(Loose::Object(obj)) => Some(self.contact(obj)?),
@@ -389,15 +386,12 @@ impl Validator<'_> {
         self.short("url", &url)?;
         let action = match self.opt_str(raw, "action")? {
             None => None,
-            Some(text) => Some(WebAction::parse(&text).ok_or_else(|| {
-                DecodeError::invalid(
-                    "action",
-                    format!(
-                        "'{}' is not one of view, download, register, qa, search, form",
-                        clip(&text)
-                    ),
-                )
-            })?),
+            Some(text) => Some(one_of(
+                "action",
+                &text,
+                WebAction::parse,
+                "view, download, register, qa, search, form",
+            )?),
         };
         let dwell_ms = match raw.take("dwell_ms") {
             None => None,
@@ -445,12 +439,12 @@ impl Validator<'_> {
         }
         let direction = match self.opt_str(raw, "direction")? {
             None => None,
-            Some(text) => Some(Direction::parse(&text).ok_or_else(|| {
-                DecodeError::invalid(
-                    "direction",
-                    format!("'{}' is not one of inbound, outbound", clip(&text)),
-                )
-            })?),
+            Some(text) => Some(one_of(
+                "direction",
+                &text,
+                Direction::parse,
+                "inbound, outbound",
+            )?),
         };
         Ok(EmailEvent {
             subject,
@@ -464,12 +458,12 @@ impl Validator<'_> {
         self.long("text", &text)?;
         let speaker_role = match self.opt_str(raw, "speaker_role")? {
             None => None,
-            Some(role) => Some(SpeakerRole::parse(&role).ok_or_else(|| {
-                DecodeError::invalid(
-                    "speaker_role",
-                    format!("'{}' is not one of customer, rep", clip(&role)),
-                )
-            })?),
+            Some(role) => Some(one_of(
+                "speaker_role",
+                &role,
+                SpeakerRole::parse,
+                "customer, rep",
+            )?),
         };
         Ok(TranscriptEvent {
             text,
@@ -481,15 +475,12 @@ impl Validator<'_> {
 
     fn crm<'a>(&self, raw: &mut RawEvent<'a>) -> Result<CrmEvent<'a>, DecodeError> {
         let type_text = self.required_str(raw, "type")?;
-        let crm_type = CrmType::parse(&type_text).ok_or_else(|| {
-            DecodeError::invalid(
-                "type",
-                format!(
-                    "'{}' is not one of first_touch, contact_title_changed, contact_left, stage_changed, deal_won, deal_lost",
-                    clip(&type_text)
-                ),
-            )
-        })?;
+        let crm_type = one_of(
+            "type",
+            &type_text,
+            CrmType::parse,
+            "first_touch, contact_title_changed, contact_left, stage_changed, deal_won, deal_lost",
+        )?;
         let old_title = self.opt_short(raw, "old_title")?;
         let new_title = self.opt_short(raw, "new_title")?;
         if crm_type == CrmType::ContactTitleChanged && new_title.is_none() {
@@ -631,6 +622,18 @@ impl Validator<'_> {
     fn long(&self, name: &'static str, value: &str) -> Result<(), DecodeError> {
         check_size(name, value, self.limits.max_text_bytes)
     }
+}
+
+/// Parses one of a field's enumerated values, or names the field and the choices.
+fn one_of<T>(
+    field: &str,
+    text: &str,
+    parse: fn(&str) -> Option<T>,
+    choices: &str,
+) -> Result<T, DecodeError> {
+    parse(text).ok_or_else(|| {
+        DecodeError::invalid(field, format!("'{}' is not one of {choices}", clip(text)))
+    })
 }
 
 fn check_size(name: &'static str, value: &str, limit: usize) -> Result<(), DecodeError> {
