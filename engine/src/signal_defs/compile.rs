@@ -298,23 +298,9 @@ impl Compiler {
             for lib in &raw.library {
                 let lib_ref = lib.get_ref();
                 let id = lib_ref.id.get_ref();
-                if !valid_id(id) {
-                    at.err(
-                        self,
-                        &lib_ref.id,
-                        format!("library id '{id}': use letters, digits, '_' and '-'"),
-                    );
+                if !self.claim_id(&at, "library", &lib_ref.id, &mut library_where) {
                     continue;
                 }
-                if let Some(first) = library_where.get(id) {
-                    at.err(
-                        self,
-                        &lib_ref.id,
-                        format!("library '{id}' is already defined at {first}"),
-                    );
-                    continue;
-                }
-                library_where.insert(id.clone(), at.line(&lib_ref.id));
                 let idx = libraries.len() as LibraryIdx;
                 if lib_ref.phrases.get_ref().is_empty() {
                     at.err(
@@ -368,23 +354,9 @@ impl Compiler {
             for signal in &raw.signal {
                 let s = signal.get_ref();
                 let id = s.id.get_ref();
-                if !valid_id(id) {
-                    at.err(
-                        self,
-                        &s.id,
-                        format!("signal id '{id}': use letters, digits, '_' and '-'"),
-                    );
+                if !self.claim_id(&at, "signal", &s.id, &mut signal_where) {
                     continue;
                 }
-                if let Some(first) = signal_where.get(id) {
-                    at.err(
-                        self,
-                        &s.id,
-                        format!("signal '{id}' is already defined at {first}"),
-                    );
-                    continue;
-                }
-                signal_where.insert(id.clone(), at.line(&s.id));
                 match self.signal(&at, s, &mut libraries, &mut builder) {
                     Some(def) => signals.push(def),
                     None => self.broken_signals.push(id.clone()),
@@ -430,20 +402,9 @@ impl Compiler {
             let at = At { source };
             for rule in &raw.rule {
                 let r = rule.get_ref();
-                let id = r.id.get_ref();
-                if !valid_id(id) {
-                    at.err(self, &r.id, format!("rule id '{id}': use letters, digits, '_' and '-' (it becomes a NATS subject token)"));
+                if !self.claim_id(&at, "rule", &r.id, &mut rule_where) {
                     continue;
                 }
-                if let Some(first) = rule_where.get(id) {
-                    at.err(
-                        self,
-                        &r.id,
-                        format!("rule '{id}' is already defined at {first}"),
-                    );
-                    continue;
-                }
-                rule_where.insert(id.clone(), at.line(&r.id));
                 if let Some(def) = self.rule(
                     &at,
                     rule,
@@ -1045,6 +1006,32 @@ impl Compiler {
             recommendations,
             reason: r.reason.get_ref().clone(),
         })
+    }
+
+    /// Checks an id's form and that it is new among `seen` (id → where first
+    /// defined); records it. False (with the error reported) when refused.
+    fn claim_id(
+        &mut self,
+        at: &At<'_>,
+        what: &str,
+        id: &Spanned<String>,
+        seen: &mut HashMap<String, String>,
+    ) -> bool {
+        let text = id.get_ref();
+        if !valid_id(text) {
+            at.err(self, id, format!("{what} id '{text}': use letters, digits, '_' and '-' (ids become NATS subject tokens)"));
+            return false;
+        }
+        if let Some(first) = seen.get(text) {
+            at.err(
+                self,
+                id,
+                format!("{what} '{text}' is already defined at {first}"),
+            );
+            return false;
+        }
+        seen.insert(text.clone(), at.line(id));
+        true
     }
 
     fn template(&mut self, at: &At<'_>, text: &Spanned<String>, field: &str) {
