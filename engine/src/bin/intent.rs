@@ -261,8 +261,8 @@ fn replay(args: ReplayArgs) -> Result<ExitCode> {
             eprintln!("  rejected {count} × {reason}");
         }
         eprintln!(
-            "{} actions ({} from silence timers)",
-            stats.actions, stats.timers_fired
+            "{} actions ({} from silence timers, {} superseded by late events)",
+            stats.actions, stats.timers_fired, stats.superseded
         );
         for (rule, count) in &stats.actions_by_rule {
             eprintln!("  {rule}: {count}");
