@@ -33,13 +33,21 @@ impl IdDedupe {
     }
 
     pub fn contains(&self, id: &str) -> bool {
-        self.seen.contains(&IdDedupe::digest(id))
+        self.contains_digest(IdDedupe::digest(id))
+    }
+
+    pub fn contains_digest(&self, digest: u64) -> bool {
+        self.seen.contains(&digest)
     }
 
     /// Records `id` seen at `ts`, forgetting ids older than the horizon
     /// relative to `now` and the oldest beyond capacity.
     pub fn insert(&mut self, id: &str, ts: i64, now: i64) {
-        let digest = IdDedupe::digest(id);
+        self.insert_digest(IdDedupe::digest(id), ts, now);
+    }
+
+    /// [`IdDedupe::insert`] with the digest already computed.
+    pub fn insert_digest(&mut self, digest: u64, ts: i64, now: i64) {
         if self.seen.insert(digest) {
             self.order.push_back((ts, digest));
         }

@@ -224,7 +224,8 @@ impl Pipeline {
                 .or_default() += 1;
             return Err(err);
         }
-        if self.dedupe.contains(&event.id) {
+        let id_digest = IdDedupe::digest(&event.id);
+        if self.dedupe.contains_digest(id_digest) {
             self.stats.duplicates += 1;
             return Ok(Outcome::Duplicate);
         }
@@ -238,7 +239,7 @@ impl Pipeline {
                 self.advance_watermark(watermark, out);
             }
         }
-        self.dedupe.insert(&event.id, ts, self.max_ts);
+        self.dedupe.insert_digest(id_digest, ts, self.max_ts);
         self.stats.applied += 1;
         let outcome = self.apply(&event.account, obs, out);
         if let Outcome::Applied { late, reordered } = outcome {
