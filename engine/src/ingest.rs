@@ -384,15 +384,12 @@ impl Validator<'_> {
     fn web<'a>(&self, raw: &mut RawEvent<'a>) -> Result<WebEvent<'a>, DecodeError> {
         let url = self.required_str(raw, "url")?;
         self.short("url", &url)?;
-        let action = match self.opt_str(raw, "action")? {
-            None => None,
-            Some(text) => Some(one_of(
-                "action",
-                &text,
-                WebAction::parse,
-                "view, download, register, qa, search, form",
-            )?),
-        };
+        let action = self.opt_one_of(
+            raw,
+            "action",
+            WebAction::parse,
+            "view, download, register, qa, search, form",
+        )?;
         let dwell_ms = match raw.take("dwell_ms") {
             None => None,
             Some(Loose::Int(ms)) if ms >= 0 => Some(ms as u64),
@@ -437,15 +434,7 @@ impl Validator<'_> {
         if subject.is_none() && body.is_none() {
             return Err(DecodeError::Missing("body"));
         }
-        let direction = match self.opt_str(raw, "direction")? {
-            None => None,
-            Some(text) => Some(one_of(
-                "direction",
-                &text,
-                Direction::parse,
-                "inbound, outbound",
-            )?),
-        };
+        let direction = self.opt_one_of(raw, "direction", Direction::parse, "inbound, outbound")?;
         Ok(EmailEvent {
             subject,
             body,
@@ -456,15 +445,8 @@ impl Validator<'_> {
     fn transcript<'a>(&self, raw: &mut RawEvent<'a>) -> Result<TranscriptEvent<'a>, DecodeError> {
         let text = self.required_str(raw, "text")?;
         self.long("text", &text)?;
-        let speaker_role = match self.opt_str(raw, "speaker_role")? {
-            None => None,
-            Some(role) => Some(one_of(
-                "speaker_role",
-                &role,
-                SpeakerRole::parse,
-                "customer, rep",
-            )?),
-        };
+        let speaker_role =
+            self.opt_one_of(raw, "speaker_role", SpeakerRole::parse, "customer, rep")?;
         Ok(TranscriptEvent {
             text,
             speaker: self.opt_short(raw, "speaker")?,
@@ -589,6 +571,19 @@ impl Validator<'_> {
                 format!("expected a string, got {}", other.type_name()),
             )),
         }
+    }
+
+    /// An optional field with enumerated values.
+    fn opt_one_of<T>(
+        &self,
+        raw: &mut RawEvent<'_>,
+        name: &'static str,
+        parse: fn(&str) -> Option<T>,
+        choices: &str,
+    ) -> Result<Option<T>, DecodeError> {
+        self.opt_str(raw, name)?
+            .map(|text| one_of(name, &text, parse, choices))
+            .transpose()
     }
 
     fn opt_short<'a>(

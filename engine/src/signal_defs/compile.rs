@@ -618,20 +618,8 @@ impl Compiler {
             }
             mask
         });
-        let mut library_ids = Vec::new();
-        for name in c.libraries.iter().flatten() {
-            match libraries
-                .iter()
-                .position(|l| &*l.id == name.get_ref().as_str())
-            {
-                Some(idx) => library_ids.push(idx as LibraryIdx),
-                None => at.err(
-                    self,
-                    name,
-                    format!("libraries: unknown library '{}'", name.get_ref()),
-                ),
-            }
-        }
+        let mut library_ids =
+            self.library_refs(at, "libraries", c.libraries.iter().flatten(), libraries);
         if let Some(phrases) = &c.phrases {
             // Inline phrases become a library of their own, named after the signal.
             let idx = libraries.len() as LibraryIdx;
@@ -687,20 +675,12 @@ impl Compiler {
                 }
             }
         }
-        let mut contact_title = Vec::new();
-        for name in c.contact_title.iter().flatten() {
-            match libraries
-                .iter()
-                .position(|l| &*l.id == name.get_ref().as_str())
-            {
-                Some(idx) => contact_title.push(idx as LibraryIdx),
-                None => at.err(
-                    self,
-                    name,
-                    format!("contact_title: unknown library '{}'", name.get_ref()),
-                ),
-            }
-        }
+        let contact_title = self.library_refs(
+            at,
+            "contact_title",
+            c.contact_title.iter().flatten(),
+            libraries,
+        );
         Some(Condition {
             kinds,
             url,
@@ -1032,6 +1012,31 @@ impl Compiler {
         }
         seen.insert(text.clone(), at.line(id));
         true
+    }
+
+    /// Resolves library names; unknown ones are reported against `field`.
+    fn library_refs<'n>(
+        &mut self,
+        at: &At<'_>,
+        field: &str,
+        names: impl Iterator<Item = &'n Spanned<String>>,
+        libraries: &[Library],
+    ) -> Vec<LibraryIdx> {
+        let mut found = Vec::new();
+        for name in names {
+            match libraries
+                .iter()
+                .position(|l| &*l.id == name.get_ref().as_str())
+            {
+                Some(idx) => found.push(idx as LibraryIdx),
+                None => at.err(
+                    self,
+                    name,
+                    format!("{field}: unknown library '{}'", name.get_ref()),
+                ),
+            }
+        }
+        found
     }
 
     fn template(&mut self, at: &At<'_>, text: &Spanned<String>, field: &str) {
