@@ -18,7 +18,8 @@
 //!   [`signal_defs::SignalSet`].
 //!
 //! Edges: [`replay`] runs the pipeline over JSON-lines input (the embedded,
-//! broker-free mode); [`synth`] generates realistic synthetic streams.
+//! broker-free mode); [`synth`] generates realistic synthetic streams;
+//! `serve` (feature `serve`) wraps the pipeline in a NATS service.
 //!
 //! ```
 //! use std::sync::Arc;
@@ -49,6 +50,8 @@ pub mod pipeline;
 pub mod replay;
 pub mod rules;
 pub mod score;
+#[cfg(feature = "serve")]
+pub mod serve;
 pub mod signal_defs;
 pub mod synth;
 pub mod time;

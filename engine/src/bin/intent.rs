@@ -13,6 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use engine::replay::{replay_reader, Rejected};
+use engine::serve::{self, ServeConfig};
 use engine::signal_defs::SignalSet;
 use engine::synth::{self, Corpus, SynthConfig};
 use engine::time::{parse_duration_ms, Timestamp};
@@ -43,6 +44,138 @@ enum Command {
     },
     /// Write a deterministic synthetic event stream as JSON lines.
     Synth(SynthArgs),
+    /// Run the engine as a NATS service (see README "Serving over NATS").
+    Serve(ServeArgs),
+    /// Publish events from JSON-lines files to NATS, with `Nats-Msg-Id`.
+    Publish(PublishArgs),
+    /// Ask the running service: score, graph, explain, top, signals, reload, stats.
+    Query(QueryArgs),
+    /// Print actions (or dead letters) as they arrive.
+    Tail(TailArgs),
+}
+
+/// Connection settings shared by the NATS commands.
+#[derive(Args, Clone)]
+struct ConnArgs {
+    /// NATS server URL(s), comma-separated.
+    #[arg(long)]
+    nats: Option<String>,
+    #[arg(long)]
+    user: Option<String>,
+    #[arg(long, env = "INTENT_NATS_PASSWORD", hide_env_values = true)]
+    password: Option<String>,
+    #[arg(long, env = "INTENT_NATS_TOKEN", hide_env_values = true)]
+    token: Option<String>,
+    /// NKey seed file.
+    #[arg(long)]
+    nkey_file: Option<PathBuf>,
+    /// Credentials (.creds) file.
+    #[arg(long)]
+    creds: Option<PathBuf>,
+    /// CA certificate (PEM) to trust.
+    #[arg(long)]
+    tls_ca: Option<PathBuf>,
+    /// Client certificate (PEM), with --tls-key.
+    #[arg(long)]
+    tls_cert: Option<PathBuf>,
+    #[arg(long)]
+    tls_key: Option<PathBuf>,
+    #[arg(long)]
+    tls_required: bool,
+    /// Subject prefix (default intent).
+    #[arg(long)]
+    subject_prefix: Option<String>,
+    /// TOML config file (the same as `intent serve --config`); flags override it.
+    #[arg(long)]
+    config: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct ServeArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    /// Signal definitions directory.
+    #[arg(long)]
+    signals: Option<PathBuf>,
+    /// jetstream (durable) or core (lowest latency, no durability).
+    #[arg(long)]
+    mode: Option<String>,
+    /// How late an event may arrive and still be placed in time order.
+    #[arg(long)]
+    lateness: Option<String>,
+    /// How long the event stream keeps events (the horizon of a rebuild).
+    #[arg(long)]
+    retention: Option<String>,
+    /// KV bucket of signal-defs files ("" to not watch one).
+    #[arg(long)]
+    kv_bucket: Option<String>,
+    /// Durable consumer name.
+    #[arg(long)]
+    durable: Option<String>,
+    #[arg(long)]
+    ack_wait: Option<String>,
+    #[arg(long)]
+    max_deliver: Option<i64>,
+    #[arg(long)]
+    max_ack_pending: Option<i64>,
+    /// Most events per batch.
+    #[arg(long)]
+    batch: Option<usize>,
+    /// wall: silence timers also fire on the wall clock (real time); event:
+    /// event time only (feeding history through the service).
+    #[arg(long)]
+    clock: Option<String>,
+    /// How often the wall clock is checked against silence timers.
+    #[arg(long)]
+    clock_tick: Option<String>,
+    /// How often the signal-defs directory is checked for changes (0s: never).
+    #[arg(long)]
+    watch_interval: Option<String>,
+}
+
+#[derive(Args)]
+struct PublishArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    /// Event files (JSON lines); `-` or none reads stdin.
+    files: Vec<PathBuf>,
+    /// Publish with core NATS (no JetStream acknowledgement).
+    #[arg(long)]
+    core: bool,
+}
+
+#[derive(Args)]
+struct QueryArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    /// score, graph, explain (with an account), top [N], signals, reload, stats.
+    endpoint: String,
+    /// The account (score, graph, explain) or N (top).
+    arg: Option<String>,
+    /// top: only accounts of this industry.
+    #[arg(long)]
+    industry: Option<String>,
+    /// Seconds to wait for the reply.
+    #[arg(long, default_value_t = 5.0)]
+    timeout: f64,
+}
+
+#[derive(Args)]
+struct TailArgs {
+    #[command(flatten)]
+    conn: ConnArgs,
+    /// Dead letters instead of actions.
+    #[arg(long)]
+    dlq: bool,
+    /// Subscribe with core NATS instead of reading the JetStream stream.
+    #[arg(long)]
+    core: bool,
+    /// Start from the first stored message rather than from now.
+    #[arg(long)]
+    all: bool,
+    /// Stop after this many messages.
+    #[arg(long, short = 'n')]
+    limit: Option<u64>,
 }
 
 #[derive(Args)]
@@ -94,17 +227,28 @@ struct SynthArgs {
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // The service logs its life cycle at info; one-shot commands only warn.
+    let default_filter = match cli.command {
+        Command::Serve(_) => "info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_filter.into()),
         )
         .with_writer(io::stderr)
+        .with_ansi(io::stderr().is_terminal())
         .init();
-    let cli = Cli::parse();
     let result = match cli.command {
         Command::Replay(args) => replay(args),
         Command::Check { dir } => check(&dir),
         Command::Synth(args) => synth_cmd(args),
+        Command::Serve(args) => serve_cmd(args),
+        Command::Publish(args) => publish_cmd(args),
+        Command::Query(args) => query_cmd(args),
+        Command::Tail(args) => tail_cmd(args),
     };
     match result {
         Ok(code) => code,
@@ -327,4 +471,217 @@ fn synth_cmd(args: SynthArgs) -> Result<ExitCode> {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e.into()),
         _ => Ok(ExitCode::SUCCESS),
     }
+}
+
+/// The config file (if any) with the connection flags applied over it.
+fn conn_config(conn: &ConnArgs) -> Result<ServeConfig> {
+    let mut config = match &conn.config {
+        Some(path) => ServeConfig::from_file(path)?,
+        None => ServeConfig::default(),
+    };
+    let auth = &mut config.auth;
+    if let Some(v) = &conn.nats {
+        config.nats = v.clone();
+    }
+    if let Some(v) = &conn.user {
+        auth.user = Some(v.clone());
+    }
+    if let Some(v) = &conn.password {
+        auth.password = Some(v.clone());
+    }
+    if let Some(v) = &conn.token {
+        auth.token = Some(v.clone());
+    }
+    if let Some(v) = &conn.nkey_file {
+        auth.nkey_file = Some(v.clone());
+    }
+    if let Some(v) = &conn.creds {
+        auth.creds = Some(v.clone());
+    }
+    if let Some(v) = &conn.tls_ca {
+        auth.tls_ca = Some(v.clone());
+    }
+    if let Some(v) = &conn.tls_cert {
+        auth.tls_cert = Some(v.clone());
+    }
+    if let Some(v) = &conn.tls_key {
+        auth.tls_key = Some(v.clone());
+    }
+    auth.tls_required |= conn.tls_required;
+    if let Some(v) = &conn.subject_prefix {
+        config.subject_prefix = v.clone();
+    }
+    Ok(config)
+}
+
+fn duration_flag(name: &str, value: &Option<String>, into: &mut std::time::Duration) -> Result<()> {
+    if let Some(text) = value {
+        *into =
+            serve::config::parse_duration(text).map_err(|e| anyhow::anyhow!("--{name}: {e}"))?;
+    }
+    Ok(())
+}
+
+fn serve_cmd(args: ServeArgs) -> Result<ExitCode> {
+    let mut config = conn_config(&args.conn)?;
+    if let Some(v) = args.signals {
+        config.signals = v;
+    }
+    if let Some(v) = &args.mode {
+        config.mode = v
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("--mode: {e}"))?;
+    }
+    if let Some(v) = &args.clock {
+        config.clock = v
+            .parse()
+            .map_err(|e: String| anyhow::anyhow!("--clock: {e}"))?;
+    }
+    duration_flag("lateness", &args.lateness, &mut config.lateness)?;
+    duration_flag("retention", &args.retention, &mut config.retention)?;
+    duration_flag("ack-wait", &args.ack_wait, &mut config.ack_wait)?;
+    duration_flag("clock-tick", &args.clock_tick, &mut config.clock_tick)?;
+    duration_flag(
+        "watch-interval",
+        &args.watch_interval,
+        &mut config.watch_interval,
+    )?;
+    if let Some(v) = args.kv_bucket {
+        config.kv_bucket = v;
+    }
+    if let Some(v) = args.durable {
+        config.durable = v;
+    }
+    if let Some(v) = args.max_deliver {
+        config.max_deliver = v;
+    }
+    if let Some(v) = args.max_ack_pending {
+        config.max_ack_pending = v;
+    }
+    if let Some(v) = args.batch {
+        config.batch = v;
+    }
+    config.validate()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()?;
+    runtime.block_on(serve::run(config))?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// A client connection for the helper commands.
+fn client_runtime(conn: &ConnArgs) -> Result<(tokio::runtime::Runtime, ServeConfig)> {
+    let config = conn_config(conn)?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    Ok((runtime, config))
+}
+
+async fn connect_client(config: &ServeConfig) -> Result<async_nats::Client> {
+    let options = config.connect_options("intent-cli").await?;
+    // The helpers fail fast instead of waiting for a server forever.
+    let connect = options.connect(config.nats.as_str());
+    let client = tokio::time::timeout(std::time::Duration::from_secs(5), connect)
+        .await
+        .map_err(|_| anyhow::anyhow!("cannot reach NATS at {} within 5 s", config.nats))??;
+    // retry_on_initial_connect returns before the connection is up.
+    let mut waited = 0;
+    while client.connection_state() != async_nats::connection::State::Connected {
+        if waited >= 50 {
+            bail!("cannot reach NATS at {}", config.nats);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        waited += 1;
+    }
+    Ok(client)
+}
+
+fn publish_cmd(args: PublishArgs) -> Result<ExitCode> {
+    let (runtime, config) = client_runtime(&args.conn)?;
+    let subjects = config.validate()?;
+    let mut readers: Vec<Box<dyn BufRead + Send>> = Vec::new();
+    if args.files.is_empty() || args.files.iter().any(|f| f.as_os_str() == "-") {
+        readers.push(Box::new(BufReader::new(io::stdin())));
+    }
+    for path in args.files.iter().filter(|f| f.as_os_str() != "-") {
+        let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        readers.push(Box::new(BufReader::new(file)));
+    }
+    let summary = runtime.block_on(async {
+        let client = connect_client(&config).await?;
+        serve::client::publish_lines(&client, &subjects, !args.core, readers, 1024).await
+    })?;
+    if args.core {
+        eprintln!("published {} events (core NATS)", summary.sent);
+    } else {
+        eprintln!(
+            "published {} events: {} stored, {} duplicates ignored by the stream",
+            summary.sent,
+            summary.stored - summary.duplicates,
+            summary.duplicates
+        );
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn query_cmd(args: QueryArgs) -> Result<ExitCode> {
+    let (runtime, config) = client_runtime(&args.conn)?;
+    let subjects = config.validate()?;
+    let body = match args.endpoint.as_str() {
+        "score" | "graph" | "explain" => {
+            let account = args
+                .arg
+                .clone()
+                .with_context(|| format!("intent query {} ACCOUNT", args.endpoint))?;
+            serde_json::json!({ "account": account })
+        }
+        "top" => {
+            let n: usize = match &args.arg {
+                Some(n) => n.parse().context("intent query top [N]: N is a number")?,
+                None => 10,
+            };
+            serde_json::json!({ "n": n, "industry": args.industry })
+        }
+        "signals" | "reload" | "stats" => serde_json::json!({}),
+        other => {
+            bail!("unknown endpoint '{other}' (score, graph, explain, top, signals, reload, stats)")
+        }
+    };
+    let timeout = std::time::Duration::from_secs_f64(args.timeout);
+    let reply = runtime.block_on(async {
+        let client = connect_client(&config).await?;
+        serve::client::query(&client, &subjects, &args.endpoint, body, timeout).await
+    });
+    match reply {
+        Ok(reply) => {
+            match (args.endpoint.as_str(), reply.get("text")) {
+                ("explain", Some(serde_json::Value::String(text))) => println!("{text}"),
+                _ => println!("{}", serde_json::to_string_pretty(&reply)?),
+            }
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(err) => {
+            eprintln!("error: {err:#}");
+            Ok(ExitCode::from(1))
+        }
+    }
+}
+
+fn tail_cmd(args: TailArgs) -> Result<ExitCode> {
+    let (runtime, config) = client_runtime(&args.conn)?;
+    let subjects = config.validate()?;
+    let (subject, stream) = if args.dlq {
+        (subjects.dlq_filter(), config.dlq_stream.clone())
+    } else {
+        (subjects.actions_filter(), config.actions_stream.clone())
+    };
+    let stream = (!args.core).then_some(stream);
+    runtime.block_on(async {
+        let client = connect_client(&config).await?;
+        let mut out = io::stdout();
+        serve::client::tail(&client, subject, stream, args.all, args.limit, &mut out).await
+    })?;
+    Ok(ExitCode::SUCCESS)
 }

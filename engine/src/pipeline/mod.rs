@@ -164,6 +164,14 @@ impl Pipeline {
         (self.watermark != i64::MIN).then_some(Timestamp(self.watermark))
     }
 
+    /// The earliest pending silence-timer deadline, if any: an edge with a
+    /// wall clock advances event time when this comes due without events.
+    pub fn next_timer_deadline(&self) -> Option<Timestamp> {
+        self.timers
+            .peek()
+            .map(|Reverse((deadline, _, _))| Timestamp(*deadline))
+    }
+
     /// Decodes, validates and processes one encoded event. A rejected event
     /// is counted by reason and changes nothing.
     pub fn process_bytes(

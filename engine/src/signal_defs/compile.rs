@@ -53,6 +53,11 @@ const DEFAULT_DECISION_ROLES: &str = "decision_roles";
 
 /// Reads every `*.toml` file below `dir` (sorted by path) and compiles them.
 pub fn load_dir(dir: &Path) -> Result<SignalSet, DefErrors> {
+    compile_sources(&read_dir_sources(dir)?)
+}
+
+/// Reads every `.toml` file under `dir` (recursively), sorted by path.
+pub fn read_dir_sources(dir: &Path) -> Result<Vec<Source>, DefErrors> {
     let mut paths = Vec::new();
     collect_toml(dir, &mut paths).map_err(|e| {
         DefErrors(vec![DefError {
@@ -84,10 +89,11 @@ pub fn load_dir(dir: &Path) -> Result<SignalSet, DefErrors> {
             message: "no .toml signal definitions found".into(),
         }]));
     }
-    compile_sources(&sources)
+    Ok(sources)
 }
 
-fn collect_toml(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+/// Paths of the `.toml` files under `dir`, recursively (unsorted).
+pub fn collect_toml(dir: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
     for entry in std::fs::read_dir(dir)? {
         let path = entry?.path();
         if path.is_dir() {

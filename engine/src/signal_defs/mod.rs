@@ -18,7 +18,7 @@ use crate::event::{CrmType, Direction, Kind, SpeakerRole, WebAction};
 use crate::extract::analyzer::Analyzer;
 use crate::extract::matcher::{LibraryIdx, PhraseMatcher};
 
-pub use compile::{compile_sources, load_dir, Source};
+pub use compile::{collect_toml, compile_sources, load_dir, read_dir_sources, Source};
 
 /// Index of a signal within its [`SignalSet`].
 pub type SignalIdx = u16;
