@@ -45,7 +45,7 @@ enum Command {
     /// Write a deterministic synthetic event stream as JSON lines.
     Synth(SynthArgs),
     /// Run the engine as a NATS service (see README "Serving over NATS").
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Publish events from JSON-lines files to NATS, with `Nats-Msg-Id`.
     Publish(PublishArgs),
     /// Ask the running service: score, graph, explain, top, signals, reload, stats.
@@ -245,7 +245,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay(args),
         Command::Check { dir } => check(&dir),
         Command::Synth(args) => synth_cmd(args),
-        Command::Serve(args) => serve_cmd(args),
+        Command::Serve(args) => serve_cmd(*args),
         Command::Publish(args) => publish_cmd(args),
         Command::Query(args) => query_cmd(args),
         Command::Tail(args) => tail_cmd(args),
