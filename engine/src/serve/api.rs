@@ -193,7 +193,17 @@ pub async fn start(client: &async_nats::Client, shared: Arc<Shared>) -> Result<s
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
             while let Some(request) = endpoint.next().await {
-                let result = handle(&shared, name, &request.message.payload);
+                // A bug in a handler answers 500 rather than ending the
+                // endpoint's task (and every later request timing out).
+                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                    handle(&shared, name, &request.message.payload)
+                }))
+                .unwrap_or_else(|_| {
+                    Err(ApiError {
+                        code: 500,
+                        message: format!("internal error in {name}"),
+                    })
+                });
                 let response = match result {
                     Ok(value) => Ok(Bytes::from(
                         serde_json::to_vec(&value).expect("JSON values serialize"),

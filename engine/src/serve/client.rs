@@ -77,8 +77,8 @@ pub async fn publish_lines(
             }
             let (subject, id) = route(subjects, &line);
             let mut headers = HeaderMap::new();
-            if let Some(id) = &id {
-                headers.insert("Nats-Msg-Id", id.as_str());
+            if let Some(id) = id.as_deref().filter(|id| !id.contains(char::is_control)) {
+                headers.insert("Nats-Msg-Id", id);
             }
             let payload = Bytes::from(line);
             summary.sent += 1;

@@ -4,12 +4,17 @@
 //!
 //! Invariant: every event with stream sequence ≤ `progress.applied` is
 //! applied (or rejected to the dead-letter stream) and its actions are stored
-//! in the actions stream — except those in `progress.unprocessed`, which the
-//! core failed on and which are left to redelivery. The marker is stored
-//! after the batch's actions and before its acknowledgements, so an
-//! acknowledged event is always covered by it; an event applied but not yet
-//! covered is applied again after a crash, and its actions (deterministic
-//! ids) are de-duplicated by the actions stream.
+//! in the actions stream — except those in `progress.unprocessed` (the core
+//! failed on them; left to redelivery) and `progress.skipped` (given up on
+//! after max deliveries and dead-lettered). The marker is stored after the
+//! batch's actions and before its acknowledgements, so an acknowledged event
+//! is always covered by it; an event applied but not yet covered is applied
+//! again after a crash, and its actions (deterministic ids) are de-duplicated
+//! by the actions stream.
+//!
+//! Events are applied in stream order: a delivery that skips sequences (lost
+//! in transit when the server restarted; redelivered only after the ack
+//! timeout) first takes the missing ones from the stream.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
@@ -27,7 +32,7 @@ use tokio::sync::watch;
 use super::config::ServeConfig;
 use super::setup::{consumer_plan, ensure_consumer, ensure_stream, StreamPlan};
 use super::state::{BatchOutput, Disposition, Inbound, Shared};
-use super::{clock_payload, dead_letter_headers, IdleClock};
+use super::{clock_payload, dead_letter_headers, header_value, IdleClock};
 
 /// The applied-sequence marker (see the module docs).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -35,7 +40,30 @@ pub struct Progress {
     pub applied: u64,
     #[serde(default)]
     pub unprocessed: BTreeSet<u64>,
+    #[serde(default)]
+    pub skipped: BTreeSet<u64>,
+    /// Creation time (ns) of the event stream this marker belongs to: a
+    /// recreated stream starts over.
+    #[serde(default)]
+    pub stream_created: Option<String>,
 }
+
+impl Progress {
+    /// Whether a rebuild must leave this sequence out.
+    fn excluded(&self, seq: u64) -> bool {
+        self.unprocessed.contains(&seq) || self.skipped.contains(&seq)
+    }
+
+    /// Forgets sequences the stream no longer holds (bounded marker).
+    fn prune(&mut self, first_sequence: u64) {
+        self.unprocessed.retain(|&s| s >= first_sequence);
+        self.skipped.retain(|&s| s >= first_sequence);
+    }
+}
+
+/// Most publishes awaiting their acknowledgement at once (the JetStream
+/// context blocks beyond its own limit of 5,000).
+const PUBLISH_WINDOW: usize = 512;
 
 /// A message to store in a stream, with the id it is de-duplicated on.
 struct Outgoing {
@@ -52,6 +80,68 @@ enum OutKind {
     Marker,
 }
 
+/// Reads a range of the event stream in order with an ordered consumer.
+struct RangeReader {
+    messages: consumer::pull::Ordered,
+    to: u64,
+    done: bool,
+}
+
+impl RangeReader {
+    async fn open(
+        events: &stream::Stream,
+        filter: String,
+        from: u64,
+        to: u64,
+    ) -> Result<RangeReader> {
+        let ordered = events
+            .create_consumer(consumer::pull::OrderedConfig {
+                filter_subject: filter,
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: from.max(1),
+                },
+                ..Default::default()
+            })
+            .await
+            .context("cannot read the event stream")?;
+        let messages = ordered
+            .messages()
+            .await
+            .context("cannot read the event stream")?;
+        Ok(RangeReader {
+            messages,
+            to,
+            done: from > to,
+        })
+    }
+
+    /// Up to `max` more events of the range; empty at its end (the end of
+    /// the range, or of the stream when the last sequences were deleted).
+    async fn next_chunk(&mut self, max: usize) -> Result<Vec<Inbound>> {
+        let mut chunk = Vec::new();
+        while !self.done && chunk.len() < max {
+            let Some(message) = self.messages.next().await else {
+                self.done = true;
+                break;
+            };
+            let message = message.context("reading the event stream")?;
+            let info = message.info().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let seq = info.stream_sequence;
+            if seq > self.to {
+                self.done = true;
+                break;
+            }
+            self.done = seq >= self.to || info.pending == 0;
+            chunk.push(Inbound {
+                subject: message.subject.to_string(),
+                payload: message.payload.clone(),
+                seq,
+            });
+        }
+        Ok(chunk)
+    }
+}
+
 pub struct JetStreamEngine {
     config: ServeConfig,
     js: jetstream::Context,
@@ -64,6 +154,8 @@ pub struct JetStreamEngine {
     /// engine started: events after the marker up to it were in flight in a
     /// previous run and are applied first, in stream order.
     delivered_at_start: u64,
+    /// Sequences the server gave up on while no engine watched its advisory.
+    given_up_unseen: Vec<u64>,
 }
 
 impl JetStreamEngine {
@@ -77,7 +169,7 @@ impl JetStreamEngine {
     ) -> Result<JetStreamEngine> {
         let subjects = shared.subjects.clone();
         let plan = StreamPlan::new(config, &subjects);
-        let events = ensure_stream(js, &plan.events).await?;
+        let mut events = ensure_stream(js, &plan.events).await?;
         ensure_stream(js, &plan.actions).await?;
         ensure_stream(js, &plan.dlq).await?;
         let progress_stream = ensure_stream(js, &plan.progress).await?;
@@ -90,6 +182,8 @@ impl JetStreamEngine {
             .await
             .context("cannot subscribe to the max-deliveries advisory")?;
 
+        let events_info = events.info().await?.clone();
+        let created = events_info.created.unix_timestamp_nanos().to_string();
         let mut progress = match progress_stream
             .get_last_raw_message_by_subject(&subjects.progress())
             .await
@@ -101,10 +195,31 @@ impl JetStreamEngine {
             }
             Err(err) => return Err(err).context("cannot read the progress marker"),
         };
+        if progress
+            .stream_created
+            .as_deref()
+            .is_some_and(|c| c != created)
+        {
+            tracing::warn!(
+                stream = %config.events_stream,
+                "the event stream was recreated since the marker was written; starting from its beginning"
+            );
+            progress = Progress::default();
+        }
+        progress.stream_created = Some(created);
+        progress.prune(events_info.state.first_sequence);
         let consumer_info = consumer.info().await?;
         let ack_floor = consumer_info.ack_floor.stream_sequence;
         let delivered_at_start = consumer_info.delivered.stream_sequence;
         progress.applied = progress.applied.max(ack_floor);
+        // Left for redelivery but below the ack floor: the server gave up on
+        // them while no engine was there to see the advisory.
+        let given_up_unseen: Vec<u64> = progress
+            .unprocessed
+            .iter()
+            .copied()
+            .filter(|&s| s <= ack_floor)
+            .collect();
 
         let engine = JetStreamEngine {
             config: config.clone(),
@@ -115,9 +230,18 @@ impl JetStreamEngine {
             advisories,
             progress,
             delivered_at_start,
+            given_up_unseen,
         };
         engine.rebuild().await?;
         Ok(engine)
+    }
+
+    fn reader(
+        &self,
+        from: u64,
+        to: u64,
+    ) -> impl std::future::Future<Output = Result<RangeReader>> + '_ {
+        RangeReader::open(&self.events, self.shared.subjects.events_filter(), from, to)
     }
 
     /// Replays the stream up to the marker through the pipeline, publishing
@@ -134,49 +258,17 @@ impl JetStreamEngine {
             from = info.state.first_sequence,
             "rebuilding state from the event stream"
         );
-        let ordered = self
-            .events
-            .create_consumer(jetstream::consumer::pull::OrderedConfig {
-                filter_subject: self.shared.subjects.events_filter(),
-                deliver_policy: consumer::DeliverPolicy::All,
-                ..Default::default()
-            })
-            .await
-            .context("cannot read the event stream")?;
-        let mut messages = ordered
-            .messages()
-            .await
-            .context("cannot read the event stream")?;
-        let mut batch = Vec::with_capacity(1024);
-        let mut out = BatchOutput::default();
+        let mut reader = self.reader(info.state.first_sequence, target).await?;
         let mut n = 0u64;
-        let mut done = false;
-        while !done {
-            let Some(message) = messages.next().await else {
-                break;
-            };
-            let message = message.context("reading the event stream")?;
-            let seq = message
-                .info()
-                .map_err(|e| anyhow::anyhow!("{e}"))?
-                .stream_sequence;
-            if seq > target {
+        loop {
+            let mut chunk = reader.next_chunk(1024).await?;
+            if chunk.is_empty() {
                 break;
             }
-            done = seq >= target;
-            if !self.progress.unprocessed.contains(&seq) {
-                batch.push(Inbound {
-                    subject: message.subject.to_string(),
-                    payload: message.payload.clone(),
-                    seq,
-                });
-            }
-            if batch.len() == batch.capacity() || done {
-                self.shared.process_batch(&batch, &mut out);
-                n += batch.len() as u64;
-                batch.clear();
-                out = BatchOutput::default();
-            }
+            chunk.retain(|inbound| !self.progress.excluded(inbound.seq));
+            let mut discarded = BatchOutput::default();
+            self.shared.process_batch(&chunk, &mut discarded);
+            n += chunk.len() as u64;
         }
         tracing::info!(
             events = n,
@@ -188,6 +280,9 @@ impl JetStreamEngine {
 
     /// Consumes until stopped.
     pub async fn run(&mut self, mut stop: watch::Receiver<bool>) -> Result<()> {
+        for seq in std::mem::take(&mut self.given_up_unseen) {
+            self.dead_letter_given_up(seq, None, &stop).await;
+        }
         if !self.catch_up(&stop).await? {
             return Ok(());
         }
@@ -202,26 +297,28 @@ impl JetStreamEngine {
                 biased;
                 _ = stop.changed() => break,
                 Some(advisory) = self.advisories.next() => {
-                    self.dead_letter_max_deliveries(&advisory.payload, &stop).await;
+                    self.on_max_deliveries(&advisory.payload, &stop).await;
                 }
                 _ = tick.tick() => {
-                    // Whether the consumer has nothing waiting: only then may
-                    // the wall clock move event time (a backlog is history).
-                    let mut caught_up = false;
-                    if let Ok(Ok(info)) = tokio::time::timeout(Duration::from_millis(500), self.consumer.get_info()).await {
-                        let waiting = info.num_pending + info.num_ack_pending as u64;
-                        self.shared.counters.consumer_pending.store(waiting, Ordering::Relaxed);
-                        caught_up = waiting == 0;
-                    }
-                    let due = clock.due(&self.shared.pipeline(), caught_up);
-                    if let Some(target) = due {
-                        // Logged into the event stream, so a rebuild sees
-                        // the tick in the same place among the events.
-                        let mut headers = HeaderMap::new();
-                        headers.insert("Nats-Msg-Id", format!("clock-{}", target.millis()).as_str());
-                        if let Err(err) = self.js.publish_with_headers(self.shared.subjects.clock(), headers, clock_payload(target)).await {
-                            tracing::warn!(error = %err, "clock tick not published");
+                    // Whether the consumer has nothing waiting (our own tick
+                    // included): only then may the clock move event time.
+                    match tokio::time::timeout(Duration::from_millis(500), self.consumer.get_info()).await {
+                        Ok(Ok(info)) => {
+                            let waiting = info.num_pending + info.num_ack_pending as u64;
+                            self.shared.counters.consumer_pending.store(waiting, Ordering::Relaxed);
+                            let due = clock.due(&self.shared.pipeline(), waiting == 0);
+                            if let Some(target) = due {
+                                // Logged into the event stream, so a rebuild
+                                // meets the tick at the same place.
+                                let mut headers = HeaderMap::new();
+                                headers.insert("Nats-Msg-Id", format!("clock-{}", target.millis()).as_str());
+                                if let Err(err) = self.js.publish_with_headers(self.shared.subjects.clock(), headers, clock_payload(target)).await {
+                                    tracing::warn!(error = %err, "clock tick not published");
+                                }
+                            }
                         }
+                        // Cut off from the server: time spent so is not idle time.
+                        _ => clock.stalled(),
                     }
                 }
                 next = messages.next() => {
@@ -232,6 +329,12 @@ impl JetStreamEngine {
                             messages = self.pull().await?;
                         }
                         Some(Err(err)) => {
+                            if err.kind() == consumer::pull::MessagesErrorKind::ConsumerDeleted {
+                                anyhow::bail!(
+                                    "the consumer {} was deleted; start the engine again to recreate it (the marker skips what was applied)",
+                                    self.config.durable
+                                );
+                            }
                             if last_error_log.elapsed() > Duration::from_secs(5) {
                                 tracing::warn!(error = %err, "pulling events");
                                 last_error_log = Instant::now();
@@ -246,7 +349,7 @@ impl JetStreamEngine {
                                     _ => break,
                                 }
                             }
-                            if !self.handle_batch(batch, received, &stop).await {
+                            if !self.handle_batch(batch, received, &stop).await? {
                                 break;
                             }
                             clock.observe(self.shared.pipeline().now());
@@ -269,8 +372,7 @@ impl JetStreamEngine {
     /// from the stream keeps event order exactly as in a run without the
     /// crash. Their redeliveries are then skipped by the marker.
     async fn catch_up(&mut self, stop: &watch::Receiver<bool>) -> Result<bool> {
-        let from = self.progress.applied + 1;
-        let to = self.delivered_at_start;
+        let (from, to) = (self.progress.applied + 1, self.delivered_at_start);
         if to < from {
             return Ok(true);
         }
@@ -279,59 +381,31 @@ impl JetStreamEngine {
             to,
             "applying the events in flight when the previous run stopped"
         );
-        let ordered = self
-            .events
-            .create_consumer(jetstream::consumer::pull::OrderedConfig {
-                filter_subject: self.shared.subjects.events_filter(),
-                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
-                    start_sequence: from,
-                },
-                ..Default::default()
-            })
-            .await
-            .context("cannot read the event stream")?;
-        let mut messages = ordered
-            .messages()
-            .await
-            .context("cannot read the event stream")?;
-        let mut batch = Vec::new();
-        let mut done = false;
-        while !done {
-            let Some(message) = messages.next().await else {
-                break;
-            };
-            let message = message.context("reading the event stream")?;
-            let seq = message
-                .info()
-                .map_err(|e| anyhow::anyhow!("{e}"))?
-                .stream_sequence;
-            if seq > to {
-                break;
+        self.apply_range(from, to, stop).await
+    }
+
+    /// Applies and stores a range taken from the stream (no messages to
+    /// acknowledge: their redeliveries are skipped by the marker).
+    async fn apply_range(
+        &mut self,
+        from: u64,
+        to: u64,
+        stop: &watch::Receiver<bool>,
+    ) -> Result<bool> {
+        let mut reader = self.reader(from, to).await?;
+        loop {
+            let chunk = reader.next_chunk(self.config.batch).await?;
+            if chunk.is_empty() {
+                return Ok(true);
             }
-            done = seq >= to;
-            batch.push(Inbound {
-                subject: message.subject.to_string(),
-                payload: message.payload.clone(),
-                seq,
-            });
-            if batch.len() >= self.config.batch || done {
-                self.shared
-                    .counters
-                    .received
-                    .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                if self
-                    .apply_and_store(std::mem::take(&mut batch), &[], stop)
-                    .await
-                    .is_none()
-                {
-                    return Ok(false);
-                }
+            self.shared
+                .counters
+                .received
+                .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+            if self.apply_and_store(chunk, &[], stop).await.is_none() {
+                return Ok(false);
             }
         }
-        if !batch.is_empty() && self.apply_and_store(batch, &[], stop).await.is_none() {
-            return Ok(false);
-        }
-        Ok(true)
     }
 
     async fn pull(&self) -> Result<consumer::pull::Stream> {
@@ -353,43 +427,73 @@ impl JetStreamEngine {
         batch: Vec<jetstream::Message>,
         received: Instant,
         stop: &watch::Receiver<bool>,
-    ) -> bool {
+    ) -> Result<bool> {
         self.shared
             .counters
             .received
             .fetch_add(batch.len() as u64, Ordering::Relaxed);
         let mut inbound = Vec::with_capacity(batch.len());
-        let mut fresh = Vec::with_capacity(batch.len());
+        // For each inbound event, the message to acknowledge (none for
+        // events taken from the stream to fill a gap).
+        let mut holding: Vec<Option<&jetstream::Message>> = Vec::with_capacity(batch.len());
+        let mut next_expected = self.progress.applied + 1;
         for message in &batch {
-            let Ok(info) = message.info() else { continue };
+            let Ok(info) = message.info() else {
+                tracing::warn!(subject = %message.subject, "a message without JetStream metadata; ignored");
+                continue;
+            };
             let seq = info.stream_sequence;
             self.shared
                 .counters
                 .consumer_pending
                 .store(info.pending, Ordering::Relaxed);
-            let seen = seq <= self.progress.applied && !self.progress.unprocessed.contains(&seq);
-            if seen {
-                self.shared
-                    .counters
-                    .redeliveries_skipped
-                    .fetch_add(1, Ordering::Relaxed);
-                let _ = message.ack().await;
+            if seq < next_expected {
+                if self.progress.unprocessed.contains(&seq) {
+                    // A retry of an event the core failed on.
+                    inbound.push(self.inbound(message, seq));
+                    holding.push(Some(message));
+                } else {
+                    self.shared
+                        .counters
+                        .redeliveries_skipped
+                        .fetch_add(1, Ordering::Relaxed);
+                    let _ = message.ack().await;
+                }
                 continue;
             }
-            inbound.push(Inbound {
-                subject: message.subject.to_string(),
-                payload: message.payload.clone(),
-                seq,
-            });
-            fresh.push(message);
+            if seq > next_expected {
+                // Sequences lost on the way (a server restart): take them
+                // from the stream now, in order.
+                tracing::info!(
+                    from = next_expected,
+                    to = seq - 1,
+                    "filling a gap in delivery from the stream"
+                );
+                let mut reader = self.reader(next_expected, seq - 1).await?;
+                loop {
+                    let chunk = reader.next_chunk(1024).await?;
+                    if chunk.is_empty() {
+                        break;
+                    }
+                    for item in chunk {
+                        inbound.push(item);
+                        holding.push(None);
+                    }
+                }
+            }
+            inbound.push(self.inbound(message, seq));
+            holding.push(Some(message));
+            next_expected = seq + 1;
         }
         if inbound.is_empty() {
-            return true;
+            return Ok(true);
         }
-        let Some(dispositions) = self.apply_and_store(inbound, &fresh, stop).await else {
-            return false;
+        let held: Vec<&jetstream::Message> = holding.iter().flatten().copied().collect();
+        let Some(dispositions) = self.apply_and_store(inbound, &held, stop).await else {
+            return Ok(false);
         };
-        for (message, disposition) in fresh.iter().zip(&dispositions) {
+        for (message, disposition) in holding.iter().zip(&dispositions) {
+            let Some(message) = message else { continue };
             let result = match disposition {
                 Disposition::Unprocessable => {
                     message
@@ -404,8 +508,16 @@ impl JetStreamEngine {
             }
         }
         self.shared
-            .record_latency(received.elapsed(), fresh.len() as u64);
-        true
+            .record_latency(received.elapsed(), held.len() as u64);
+        Ok(true)
+    }
+
+    fn inbound(&self, message: &jetstream::Message, seq: u64) -> Inbound {
+        Inbound {
+            subject: message.subject.to_string(),
+            payload: message.payload.clone(),
+            seq,
+        }
     }
 
     /// Applies events, stores their actions and dead letters, then the
@@ -484,54 +596,89 @@ impl JetStreamEngine {
     }
 
     /// Publishes to the streams and waits until every message is stored,
-    /// retrying (with back-off) those that fail; the messages held meanwhile
-    /// are kept from redelivery. Returns false if stopped first.
+    /// at most `PUBLISH_WINDOW` awaiting acknowledgement at a time, retrying
+    /// (with back-off) those that fail; the messages held meanwhile are kept
+    /// from redelivery. Returns false if stopped first.
     async fn store(
         &self,
-        mut outgoing: Vec<Outgoing>,
+        outgoing: Vec<Outgoing>,
         holding: &[&jetstream::Message],
         stop: &watch::Receiver<bool>,
     ) -> bool {
+        let mut queue = std::collections::VecDeque::from(outgoing);
         let mut attempt = 0u32;
         let mut last_progress = Instant::now();
-        while !outgoing.is_empty() {
-            let mut pending = Vec::with_capacity(outgoing.len());
-            for item in outgoing.drain(..) {
-                let sent = self
-                    .js
-                    .publish_with_headers(
-                        item.subject.clone(),
-                        item.headers.clone(),
-                        item.payload.clone(),
-                    )
-                    .await;
-                pending.push((item, sent));
-            }
-            for (item, sent) in pending {
-                let stored = match sent {
-                    Ok(ack) => ack.await.map_err(|e| e.to_string()),
-                    Err(err) => Err(err.to_string()),
-                };
-                match stored {
-                    Ok(ack) => {
-                        let counter = match item.kind {
-                            OutKind::Action => Some(&self.shared.counters.actions_published),
-                            OutKind::DeadLetter => Some(&self.shared.counters.dead_letters),
-                            OutKind::Marker => None,
-                        };
-                        if let (Some(counter), false) = (counter, ack.duplicate) {
-                            counter.fetch_add(1, Ordering::Relaxed);
+        while !queue.is_empty() {
+            let mut failed = Vec::new();
+            while !queue.is_empty() {
+                let window: Vec<Outgoing> =
+                    queue.drain(..queue.len().min(PUBLISH_WINDOW)).collect();
+                let mut pending = Vec::with_capacity(window.len());
+                for item in window {
+                    let sent = self
+                        .js
+                        .publish_with_headers(
+                            item.subject.clone(),
+                            item.headers.clone(),
+                            item.payload.clone(),
+                        )
+                        .await;
+                    pending.push((item, sent));
+                }
+                for (item, sent) in pending {
+                    let stored = match sent {
+                        Ok(ack) => ack.await,
+                        Err(err) => Err(err),
+                    };
+                    match stored {
+                        Ok(ack) => {
+                            let counter = match item.kind {
+                                OutKind::Action => Some(&self.shared.counters.actions_published),
+                                OutKind::DeadLetter => Some(&self.shared.counters.dead_letters),
+                                OutKind::Marker => None,
+                            };
+                            if let (Some(counter), false) = (counter, ack.duplicate) {
+                                counter.fetch_add(1, Ordering::Relaxed);
+                            }
                         }
-                    }
-                    Err(err) => {
-                        if attempt.is_multiple_of(10) {
-                            tracing::warn!(subject = %item.subject, error = %err, attempt, "not stored yet; retrying");
+                        Err(err)
+                            if err.kind()
+                                == jetstream::context::PublishErrorKind::MaxPayloadExceeded =>
+                        {
+                            match item.kind {
+                                // The original stays in the event stream;
+                                // the dead letter says where.
+                                OutKind::DeadLetter => {
+                                    let mut headers = item.headers.clone();
+                                    headers.insert(
+                                        "Intent-Payload-Omitted",
+                                        "too large with its headers; read it from the event stream at Intent-Stream-Seq",
+                                    );
+                                    failed.push(Outgoing {
+                                        payload: Bytes::new(),
+                                        headers,
+                                        ..item
+                                    });
+                                }
+                                _ => {
+                                    self.shared
+                                        .counters
+                                        .store_failures
+                                        .fetch_add(1, Ordering::Relaxed);
+                                    tracing::error!(subject = %item.subject, size = item.payload.len(), "larger than the server's max payload; not stored");
+                                }
+                            }
                         }
-                        outgoing.push(item);
+                        Err(err) => {
+                            if attempt.is_multiple_of(10) {
+                                tracing::warn!(subject = %item.subject, error = %err, attempt, "not stored yet; retrying");
+                            }
+                            failed.push(item);
+                        }
                     }
                 }
             }
-            if outgoing.is_empty() {
+            if failed.is_empty() {
                 break;
             }
             if *stop.borrow() {
@@ -549,13 +696,13 @@ impl JetStreamEngine {
                 last_progress = Instant::now();
             }
             tokio::time::sleep(Duration::from_millis((50u64 << attempt.min(5)).min(2_000))).await;
+            queue.extend(failed);
         }
         true
     }
 
-    /// An event the consumer gave up on (max deliveries): copy it from the
-    /// stream to the dead-letter subject.
-    async fn dead_letter_max_deliveries(&mut self, advisory: &[u8], stop: &watch::Receiver<bool>) {
+    /// The server gave up on an event after its max deliveries.
+    async fn on_max_deliveries(&mut self, advisory: &[u8], stop: &watch::Receiver<bool>) {
         #[derive(Deserialize)]
         struct MaxDeliveries {
             stream_seq: u64,
@@ -565,15 +712,30 @@ impl JetStreamEngine {
             tracing::warn!("unreadable max-deliveries advisory");
             return;
         };
-        let seq = advisory.stream_seq;
         self.shared
             .counters
             .max_deliveries
             .fetch_add(1, Ordering::Relaxed);
+        // Only events the core failed on: one applied from the stream after
+        // a crash may still have run out of deliveries, and is no dead letter.
+        if self.progress.unprocessed.contains(&advisory.stream_seq) {
+            self.dead_letter_given_up(advisory.stream_seq, Some(advisory.deliveries), stop)
+                .await;
+        }
+    }
+
+    /// Copies an event the server gave up on from the stream to the
+    /// dead-letter subject, and marks it skipped.
+    async fn dead_letter_given_up(
+        &mut self,
+        seq: u64,
+        deliveries: Option<u64>,
+        stop: &watch::Receiver<bool>,
+    ) {
         let message = match self.events.get_raw_message(seq).await {
             Ok(message) => message,
             Err(err) => {
-                tracing::error!(seq, error = %err, "an event exceeded its deliveries and cannot be read back for the dead-letter subject");
+                tracing::error!(seq, error = %err, "an event the consumer gave up on cannot be read back for the dead-letter subject");
                 return;
             }
         };
@@ -582,14 +744,22 @@ impl JetStreamEngine {
             payload: message.payload.clone(),
             seq,
         };
-        let error = format!("not processed after {} deliveries", advisory.deliveries);
+        let error = match deliveries {
+            Some(n) => format!("not processed after {n} deliveries"),
+            None => "not processed within the consumer's max deliveries".to_string(),
+        };
         let letter = self.shared.dead_letter(&inbound, &error, None);
         tracing::warn!(seq, subject = %letter.subject, "{error}; sent to the dead-letter subject");
         let stored = self
             .store(
                 vec![Outgoing {
                     subject: letter.subject.clone(),
-                    headers: dead_letter_headers(&letter.error, None, &letter.origin, Some(seq)),
+                    headers: dead_letter_headers(
+                        &letter.error,
+                        None,
+                        &header_value(&letter.origin),
+                        Some(seq),
+                    ),
                     payload: letter.payload,
                     kind: OutKind::DeadLetter,
                 }],
@@ -597,7 +767,9 @@ impl JetStreamEngine {
                 stop,
             )
             .await;
-        if stored && self.progress.unprocessed.remove(&seq) {
+        if stored {
+            self.progress.unprocessed.remove(&seq);
+            self.progress.skipped.insert(seq);
             self.store_progress(&[], stop).await;
         }
     }

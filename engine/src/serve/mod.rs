@@ -134,21 +134,28 @@ pub async fn run(config: ServeConfig) -> Result<()> {
                 "serving (jetstream mode): events are acknowledged after their actions are stored"
             );
             let result = engine.run(stop_rx).await;
-            let _ = service.stop().await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), service.stop()).await;
             result
         }
         Mode::Core => {
             tracing::warn!(
                 "serving (core mode): lowest latency, no durability — events published while the engine is down are lost and state starts empty"
             );
+            // Subscribed before the API answers: a client that sees the
+            // service up can publish and be heard.
+            let sub = client
+                .subscribe(shared.subjects.events_filter())
+                .await
+                .context("cannot subscribe to events")?;
+            client.flush().await.context("cannot reach NATS")?;
             let service = api::start(&client, Arc::clone(&shared)).await?;
             spawn_watchers(&config, &shared, kv_store);
-            let result = run_core(&config, &client, Arc::clone(&shared), stop_rx).await;
-            let _ = service.stop().await;
+            let result = run_core(&config, &client, sub, Arc::clone(&shared), stop_rx).await;
+            let _ = tokio::time::timeout(Duration::from_secs(5), service.stop()).await;
             result
         }
     };
-    client.flush().await.ok();
+    flush(&client).await;
     let stats = shared.stats_json();
     tracing::info!(%stats, "stopped");
     result
@@ -210,24 +217,35 @@ impl IdleClock {
         }
     }
 
+    /// Time cut off from the server is not idle time: restart the count.
+    pub(crate) fn stalled(&mut self) {
+        if let Some((newest, _)) = self.anchor {
+            self.anchor = Some((newest, Instant::now()));
+        }
+    }
+
     /// The instant to advance event time to, when a silence timer is due
     /// (and the same tick is not already on its way). `caught_up`: the engine
     /// has no input waiting, so the wall clock may speak.
     pub(crate) fn due(&mut self, pipeline: &Pipeline, caught_up: bool) -> Option<Timestamp> {
+        // Only with nothing waiting: a backlog is history, not idle time.
+        if !caught_up {
+            return None;
+        }
         let lateness = pipeline.config().allowed_lateness_ms;
         let next = pipeline.next_timer_deadline();
         let idle = self.anchor.and_then(|(newest, at)| {
             state::idle_advance(Some(newest), at.elapsed(), lateness, next)
         });
         let wall = match self.mode {
-            ClockMode::Wall if caught_up => {
+            ClockMode::Wall => {
                 let now = std::time::SystemTime::now()
                     .duration_since(std::time::UNIX_EPOCH)
                     .map(|d| d.as_millis() as i64)
                     .unwrap_or(0);
                 state::wall_advance(now, lateness, next)
             }
-            _ => None,
+            ClockMode::Event => None,
         };
         let target = idle.max(wall)?;
         if pipeline.watermark().is_some_and(|w| target <= w) {
@@ -248,14 +266,10 @@ impl IdleClock {
 async fn run_core(
     config: &ServeConfig,
     client: &async_nats::Client,
+    mut sub: async_nats::Subscriber,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
 ) -> Result<()> {
-    let subjects = shared.subjects.clone();
-    let mut sub = client
-        .subscribe(subjects.events_filter())
-        .await
-        .context("cannot subscribe to events")?;
     let mut tick = tokio::time::interval(config.clock_tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut clock = IdleClock::new(config.clock);
@@ -306,8 +320,18 @@ async fn run_core(
             }
         }
     }
-    client.flush().await.ok();
+    flush(client).await;
     Ok(())
+}
+
+/// Flushes pending publishes, but does not wait for a server that is gone.
+async fn flush(client: &async_nats::Client) {
+    if tokio::time::timeout(Duration::from_secs(5), client.flush())
+        .await
+        .is_err()
+    {
+        tracing::warn!("could not flush to NATS within 5 s");
+    }
 }
 
 async fn publish_core(client: &async_nats::Client, shared: &Shared, out: &mut BatchOutput) {
@@ -341,6 +365,15 @@ async fn publish_core(client: &async_nats::Client, shared: &Shared, out: &mut Ba
     }
 }
 
+/// Text as a header value: one line, no control characters (async-nats
+/// panics on a line break in a header value, and the text can come from
+/// input, e.g. an `attrs` key).
+pub(crate) fn header_value(text: &str) -> String {
+    text.chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect()
+}
+
 /// The headers of a dead letter: what was wrong and where it came from.
 pub(crate) fn dead_letter_headers(
     error: &str,
@@ -349,16 +382,11 @@ pub(crate) fn dead_letter_headers(
     seq: Option<u64>,
 ) -> HeaderMap {
     let mut headers = HeaderMap::new();
-    // Header values are single lines.
-    let one_line: String = error
-        .chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect();
-    headers.insert("Intent-Error", one_line.as_str());
+    headers.insert("Intent-Error", header_value(error).as_str());
     if let Some(field) = field {
-        headers.insert("Intent-Error-Field", field);
+        headers.insert("Intent-Error-Field", header_value(field).as_str());
     }
-    headers.insert("Intent-Subject", origin);
+    headers.insert("Intent-Subject", header_value(origin).as_str());
     if let Some(seq) = seq {
         headers.insert("Intent-Stream-Seq", seq.to_string().as_str());
         headers.insert("Nats-Msg-Id", format!("dlq-{seq}").as_str());

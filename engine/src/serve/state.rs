@@ -75,6 +75,8 @@ pub struct Counters {
     pub reloads: AtomicU64,
     pub reload_failures: AtomicU64,
     pub publish_retries: AtomicU64,
+    /// Messages the server refused for good (e.g. over its max payload).
+    pub store_failures: AtomicU64,
     /// Events delivered by the consumer and not yet acknowledged, as the
     /// server last reported it.
     pub consumer_pending: AtomicU64,
@@ -168,13 +170,18 @@ impl Shared {
     ) -> Disposition {
         let (subject_kind, subject_account) = self.subjects.parse_event(&inbound.subject);
         if subject_kind == Some(CLOCK_KIND) {
-            if let Ok(tick) = serde_json::from_slice::<ClockTick>(&inbound.payload) {
-                if let Some(ts) = Timestamp::from_millis(tick.advance_to) {
+            return match check_tick(&inbound.payload, pipeline) {
+                Ok(ts) => {
                     pipeline.advance_to(ts, &mut out.actions);
                     self.counters.clock_ticks.fetch_add(1, Ordering::Relaxed);
+                    Disposition::Applied
                 }
-            }
-            return Disposition::Applied;
+                Err(err) => {
+                    out.dead_letters
+                        .push(self.dead_letter(inbound, &err.to_string(), err.field()));
+                    Disposition::Rejected
+                }
+            };
         }
         let limits = pipeline.config().limits.clone();
         let checked = decode_with(&inbound.payload, &limits).and_then(|event| {
@@ -196,7 +203,6 @@ impl Shared {
             }
         };
         let fault = self.fault_event_id.as_deref() == Some(&*event.id);
-        let n_before = out.actions.len();
         let result = catch_unwind(AssertUnwindSafe(|| {
             if fault {
                 panic!("injected fault for event {}", event.id);
@@ -210,8 +216,9 @@ impl Shared {
                     .push(self.dead_letter(inbound, &err.to_string(), err.field()));
                 Disposition::Rejected
             }
+            // Actions already emitted (timers the event's time fired before
+            // the failure) stand: their state change happened.
             Err(_) => {
-                out.actions.truncate(n_before);
                 self.counters.unprocessable.fetch_add(1, Ordering::Relaxed);
                 tracing::error!(event = %event.id, seq = inbound.seq, "processing panicked; left for redelivery");
                 Disposition::Unprocessable
@@ -269,6 +276,7 @@ impl Shared {
             "reloads": get(&c.reloads),
             "reload_failures": get(&c.reload_failures),
             "publish_retries": get(&c.publish_retries),
+            "store_failures": get(&c.store_failures),
             "accounts": pipeline.graph().len(),
             "event_time": pipeline.now(),
             "watermark": pipeline.watermark(),
@@ -276,6 +284,31 @@ impl Shared {
             "latency": self.latency_summary(),
         })
     }
+}
+
+/// A clock tick must be well-formed and plausible: not beyond both the
+/// newest event time and the wall clock by more than a minute (a tick is
+/// never ahead of either; this keeps a forged one from firing every timer).
+fn check_tick(payload: &[u8], pipeline: &Pipeline) -> Result<Timestamp, DecodeError> {
+    let tick: ClockTick =
+        serde_json::from_slice(payload).map_err(|e| DecodeError::Syntax(e.to_string()))?;
+    let invalid = |reason: String| DecodeError::Invalid {
+        field: "advance_to".into(),
+        reason,
+    };
+    let ts =
+        Timestamp::from_millis(tick.advance_to).ok_or_else(|| invalid("out of range".into()))?;
+    let wall = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0);
+    let newest = pipeline.now().map(Timestamp::millis).unwrap_or(i64::MIN);
+    if ts.millis() > wall.max(newest).saturating_add(60_000) {
+        return Err(invalid(format!(
+            "{ts} is ahead of both the wall clock and the newest event"
+        )));
+    }
+    Ok(ts)
 }
 
 /// An event must travel on its own kind's subject and its account's token.

@@ -32,16 +32,24 @@ pub struct NatsServer {
     child: Option<Child>,
     pub port: u16,
     dir: tempfile::TempDir,
+    extra: Vec<String>,
 }
 
 impl NatsServer {
     pub fn start() -> NatsServer {
+        NatsServer::start_with(&[])
+    }
+
+    /// With extra server flags (e.g. `--user u --pass p`).
+    pub fn start_with(extra: &[&str]) -> NatsServer {
         let dir = tempfile::tempdir().unwrap();
-        let (child, port) = spawn_server(dir.path(), None);
+        let extra: Vec<String> = extra.iter().map(|s| s.to_string()).collect();
+        let (child, port) = spawn_server(dir.path(), None, &extra);
         NatsServer {
             child: Some(child),
             port,
             dir,
+            extra,
         }
     }
 
@@ -57,7 +65,7 @@ impl NatsServer {
             child.wait().ok();
         }
         std::thread::sleep(down);
-        let (child, _) = spawn_server(self.dir.path(), Some(self.port));
+        let (child, _) = spawn_server(self.dir.path(), Some(self.port), &self.extra);
         self.child = Some(child);
     }
 
@@ -87,11 +95,12 @@ fn missing_server(e: &std::io::Error) -> String {
 }
 
 /// Starts nats-server (port -1: the server picks a free one and logs it).
-fn spawn_server(store: &Path, port: Option<u16>) -> (Child, u16) {
+fn spawn_server(store: &Path, port: Option<u16>, extra: &[String]) -> (Child, u16) {
     let port_arg = port.map(|p| p.to_string()).unwrap_or_else(|| "-1".into());
     let mut child = Command::new(server_bin())
         .args(["-js", "-a", "127.0.0.1", "-p", &port_arg, "-sd"])
         .arg(store)
+        .args(extra)
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -166,7 +175,20 @@ impl Engine {
             log,
             _log_dir: log_dir,
         };
-        let client = connect(server).await;
+        let flag = |name: &str| {
+            args.iter()
+                .position(|a| *a == name)
+                .map(|i| args[i + 1].to_string())
+        };
+        let client = match (flag("--user"), flag("--password")) {
+            (Some(user), Some(password)) => {
+                async_nats::ConnectOptions::with_user_and_password(user, password)
+                    .connect(server.url())
+                    .await
+                    .unwrap()
+            }
+            _ => connect(server).await,
+        };
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
             if let Some(status) = engine.child.as_mut().unwrap().try_wait().unwrap() {
@@ -376,4 +398,40 @@ pub fn replay_actions(files: &[PathBuf], flags: &[&str]) -> Vec<Value> {
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect()
+}
+
+/// Runs a command to completion, failing the test (not hanging it) if it
+/// takes longer than `within`.
+pub fn output_within(cmd: &mut Command, within: Duration) -> std::process::Output {
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (tx, rx) = mpsc::channel();
+    let pid = child.id();
+    let stdout = child.stdout.take().unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let out_reader =
+        std::thread::spawn(move || std::io::read_to_string(stdout).unwrap_or_default());
+    let err_reader =
+        std::thread::spawn(move || std::io::read_to_string(stderr).unwrap_or_default());
+    std::thread::spawn(move || {
+        tx.send(child.wait()).ok();
+    });
+    let status = match rx.recv_timeout(within) {
+        Ok(status) => status.unwrap(),
+        Err(_) => {
+            Command::new("kill")
+                .args(["-KILL", &pid.to_string()])
+                .status()
+                .ok();
+            panic!("{cmd:?} did not finish within {within:?}");
+        }
+    };
+    std::process::Output {
+        status,
+        stdout: out_reader.join().unwrap().into_bytes(),
+        stderr: err_reader.join().unwrap().into_bytes(),
+    }
 }

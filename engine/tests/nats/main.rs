@@ -116,6 +116,34 @@ async fn duplicates_change_nothing_and_bad_events_are_dead_lettered() {
     fields.sort();
     assert_eq!(fields, ["", "account", "account", "kind", "ts"]);
 
+    // An error naming a field whose name holds a line break still makes a
+    // valid header (one line), and the engine keeps serving.
+    let js = jetstream::new(client.clone());
+    let bad = r#"{"id":"attr-nl","ts":"2026-03-02T09:30:00Z","account":"dirty-co","kind":"web","url":"https://x.test/a","action":"view","attrs":{"a\nb":"text"}}"#;
+    js.publish("intent.events.web.dirty-co", bad.into())
+        .await
+        .unwrap()
+        .await
+        .unwrap();
+    wait_for(
+        &client,
+        "the attrs dead letter",
+        Duration::from_secs(10),
+        |s| n(s, "dlq") >= 6,
+    )
+    .await;
+    let letters = stream_messages(&client, "INTENT_DLQ").await;
+    let last = letters.last().unwrap();
+    assert_eq!(&last.payload[..], bad.as_bytes());
+    let field = last
+        .headers
+        .as_ref()
+        .unwrap()
+        .get("Intent-Error-Field")
+        .unwrap()
+        .to_string();
+    assert_eq!(field, "attrs.a b");
+
     // The same event id again under a new Nats-Msg-Id passes the stream's
     // window but not the engine's: nothing changes.
     let before = request(&client, "intent.api.graph", json!({"account": "dirty-co"}))
@@ -128,7 +156,6 @@ async fn duplicates_change_nothing_and_bad_events_are_dead_lettered() {
         .unwrap()
         .to_string();
     let event: Value = serde_json::from_str(&line).unwrap();
-    let js = jetstream::new(client.clone());
     let mut headers = async_nats::HeaderMap::new();
     headers.insert("Nats-Msg-Id", "resent-under-another-msg-id");
     let subject = format!(
@@ -330,7 +357,8 @@ async fn a_nats_server_restart_loses_nothing() {
     let expected = reference().await.clone();
     let (_, first, second, _) = synthetic_events();
     let mut server = NatsServer::start();
-    let engine = Engine::start(&server, &[], &[]).await;
+    // Small batches, so that the restart catches the engine mid-stream.
+    let engine = Engine::start(&server, &["--batch", "4"], &[]).await;
     publish_file(&server, first);
     server.restart(Duration::from_millis(1500));
     publish_file(&server, second);
@@ -607,7 +635,7 @@ async fn the_micro_service_is_discoverable_and_every_endpoint_answers() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_event_past_its_deliveries_goes_to_the_dead_letter_stream() {
     let server = NatsServer::start();
-    let _engine = Engine::start(
+    let engine = Engine::start(
         &server,
         &["--max-deliver", "2", "--ack-wait", "1s"],
         &[("INTENT_FAULT_EVENT_ID", "h-3")],
@@ -638,6 +666,40 @@ async fn an_event_past_its_deliveries_goes_to_the_dead_letter_stream() {
     wait_drained(&client).await;
     // The fixture's other five events.
     assert_eq!(n(&harness::stats(&client).await, "applied"), 5);
+    let graph = request(
+        &client,
+        "intent.api.graph",
+        json!({"account": "hosp-zhongshan"}),
+    )
+    .await
+    .unwrap();
+
+    // After a restart the rebuild leaves the dead-lettered event out (the
+    // fault is still armed: applying it again would fail), and it is not
+    // dead-lettered twice.
+    drop(engine);
+    let _engine = Engine::start(
+        &server,
+        &["--max-deliver", "2", "--ack-wait", "1s"],
+        &[("INTENT_FAULT_EVENT_ID", "h-3")],
+    )
+    .await;
+    let stats = harness::stats(&client).await;
+    assert_eq!(
+        (n(&stats, "applied"), n(&stats, "unprocessable")),
+        (5, 0),
+        "{stats:#}"
+    );
+    let rebuilt = request(
+        &client,
+        "intent.api.graph",
+        json!({"account": "hosp-zhongshan"}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(rebuilt, graph);
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert_eq!(stream_messages(&client, "INTENT_DLQ").await.len(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -676,15 +738,81 @@ async fn core_mode_gives_the_same_actions_as_replay() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sigterm_finishes_in_flight_events_and_exits_zero() {
+async fn sigterm_mid_stream_exits_zero_and_a_restart_loses_nothing() {
+    let expected = reference().await.clone();
+    let (all, _, _, count) = synthetic_events();
     let server = NatsServer::start();
     let mut engine = Engine::start(&server, &[], &[]).await;
     let client = connect(&server).await;
-    publish_file(&server, &fixture("mixed_language"));
-    wait_drained(&client).await;
+    let url = server.url();
+    let all = all.clone();
+    let publisher = std::thread::spawn(move || {
+        let out = Command::new(intent_bin())
+            .args(["publish", "--nats", &url])
+            .arg(&all)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    });
+    wait_for(
+        &client,
+        "a third of the stream",
+        Duration::from_secs(60),
+        |s| n(s, "events_in") >= *count as u64 / 3,
+    )
+    .await;
     let status = engine.terminate(Duration::from_secs(15));
     assert!(status.success(), "{status}\n{}", engine.log_text());
     assert!(engine.log_text().contains("stopped"));
+    let _engine = Engine::start(&server, &[], &[]).await;
+    publisher.join().unwrap();
+    wait_drained(&client).await;
+    let got = collect_result(&client).await;
+    assert_eq!(got.action_ids, expected.action_ids);
+    assert_eq!(got.stored_actions, got.action_ids.len());
+    assert_eq!(got.graphs, expected.graphs);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_tick_firing_thousands_of_timers_stores_every_action() {
+    // 6,000 leads whose 48 h of silence ended a minute ago by the wall
+    // clock: the first tick after the backlog fires them all in one batch.
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let start = now_ms - 48 * 3_600_000 - 120_000;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("leads.jsonl");
+    let lines: Vec<String> = (0..6000)
+        .map(|i| {
+            json!({"id": format!("t-{i}"), "ts": start + i, "account": format!("lead-{i}"), "kind": "crm",
+                   "type": "first_touch", "contact": {"id": format!("c-{i}")}})
+            .to_string()
+        })
+        .collect();
+    std::fs::write(&path, lines.join("\n")).unwrap();
+    let server = NatsServer::start();
+    let _engine = Engine::start(&server, &["--clock", "wall", "--lateness", "1s"], &[]).await;
+    let client = connect(&server).await;
+    publish_file(&server, &path);
+    let stats = wait_for(
+        &client,
+        "6,000 silence actions",
+        Duration::from_secs(120),
+        |s| n(s, "actions_out") >= 6000,
+    )
+    .await;
+    assert_eq!(stats["actions_by_rule"]["silent_after_first_touch"], 6000);
+    let actions = stored_actions(&client).await;
+    assert_eq!(actions.len(), 6000);
+    assert!(actions
+        .iter()
+        .all(|a| a["rule"] == "silent_after_first_touch"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -700,12 +828,23 @@ async fn a_stream_with_the_wrong_configuration_is_refused() {
     })
     .await
     .unwrap();
-    let out = Command::new(intent_bin())
+    let mut child = Command::new(intent_bin())
         .args(["serve", "--nats", &server.url()])
         .arg("--signals")
         .arg(root().join("signal-defs"))
-        .output()
+        .stderr(std::process::Stdio::piped())
+        .spawn()
         .unwrap();
+    // Refused promptly, not left hanging.
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while child.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            child.kill().ok();
+            panic!("intent serve neither refused nor exited within 30 s");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let out = child.wait_with_output().unwrap();
     assert!(!out.status.success());
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(
@@ -760,4 +899,68 @@ async fn a_lead_going_silent_is_noticed_on_the_wall_clock_without_other_events()
         deadline + 1_000 - received_ms
     );
     assert!(n(&harness::stats(&client).await, "clock_ticks") >= 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn credentials_are_used_and_the_helper_commands_work() {
+    let server = NatsServer::start_with(&["--user", "crm", "--pass", "s3cret"]);
+    let url = server.url();
+    let auth = ["--user", "crm", "--password", "s3cret"];
+    let engine = Engine::start(&server, &auth, &[]).await;
+    let run = |args: &[&str]| {
+        output_within(
+            Command::new(intent_bin())
+                .args(args)
+                .args(["--nats", &url])
+                .args(auth),
+            Duration::from_secs(30),
+        )
+    };
+    let out = run(&["publish", fixture("hospital_comparison").to_str().unwrap()]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("6 stored"));
+
+    // tail: the stored action, from the start of the stream.
+    let out = run(&["tail", "--all", "-n", "1"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tailed: Vec<Value> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(tailed.len(), 1);
+    assert_eq!(tailed[0]["rule"], "comparison_page_repeat");
+
+    let out = run(&["query", "score", "hosp-zhongshan"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let score: Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(score["score"].as_f64().unwrap() > 0.0);
+    let out = run(&["query", "explain", "hosp-zhongshan"]);
+    assert!(String::from_utf8_lossy(&out.stdout).contains("hosp-zhongshan"));
+    let out = run(&["query", "score", "nobody"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("(404)"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    // Without the credentials the server refuses the client.
+    let out = output_within(
+        Command::new(intent_bin()).args(["query", "stats", "--nats", &url]),
+        Duration::from_secs(30),
+    );
+    assert!(!out.status.success());
+    drop(engine);
 }
