@@ -449,25 +449,47 @@ mod tests {
     }
 
     #[test]
-    fn clock_ticks_advance_event_time() {
+    fn clock_ticks_advance_event_time_and_forged_ones_are_refused() {
         let shared = shared();
         let mut out = BatchOutput::default();
-        let tick = serde_json::to_string(&ClockTick {
-            advance_to: 1_800_000_000_000,
-        })
-        .unwrap();
+        let tick = |ms: i64| serde_json::to_string(&ClockTick { advance_to: ms }).unwrap();
+        // 2026-03-03, a day after the event: plausible.
         shared.process_batch(
             &[
                 inbound("intent.events.web.acme-cn", WEB),
-                inbound("intent.events._clock", &tick),
+                inbound("intent.events._clock", &tick(1_772_500_000_000)),
             ],
             &mut out,
         );
         assert_eq!(
+            out.dispositions,
+            [Disposition::Applied, Disposition::Applied]
+        );
+        assert_eq!(
             shared.pipeline().watermark(),
-            Some(Timestamp(1_800_000_000_000))
+            Some(Timestamp(1_772_500_000_000))
         );
         assert_eq!(shared.counters.clock_ticks.load(Ordering::Relaxed), 1);
+        // Far ahead of both the wall clock and the newest event, or not a
+        // tick at all: dead letters, and time stays where it was.
+        let mut out = BatchOutput::default();
+        shared.process_batch(
+            &[
+                inbound("intent.events._clock", &tick(4_000_000_000_000)),
+                inbound("intent.events._clock", "{}"),
+            ],
+            &mut out,
+        );
+        assert_eq!(
+            out.dispositions,
+            [Disposition::Rejected, Disposition::Rejected]
+        );
+        assert_eq!(out.dead_letters[0].field.as_deref(), Some("advance_to"));
+        assert_eq!(out.dead_letters[0].subject, "intent.dlq._clock");
+        assert_eq!(
+            shared.pipeline().watermark(),
+            Some(Timestamp(1_772_500_000_000))
+        );
     }
 
     #[test]
