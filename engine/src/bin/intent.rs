@@ -656,11 +656,15 @@ fn query_cmd(args: QueryArgs) -> Result<ExitCode> {
     });
     match reply {
         Ok(reply) => {
-            match (args.endpoint.as_str(), reply.get("text")) {
-                ("explain", Some(serde_json::Value::String(text))) => println!("{text}"),
-                _ => println!("{}", serde_json::to_string_pretty(&reply)?),
+            let text = match (args.endpoint.as_str(), reply.get("text")) {
+                ("explain", Some(serde_json::Value::String(text))) => text.clone(),
+                _ => serde_json::to_string_pretty(&reply)?,
+            };
+            // A closed pipe (`| head`) is not an error.
+            match writeln!(io::stdout(), "{text}") {
+                Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e.into()),
+                _ => Ok(ExitCode::SUCCESS),
             }
-            Ok(ExitCode::SUCCESS)
         }
         Err(err) => {
             eprintln!("error: {err:#}");
@@ -678,10 +682,19 @@ fn tail_cmd(args: TailArgs) -> Result<ExitCode> {
         (subjects.actions_filter(), config.actions_stream.clone())
     };
     let stream = (!args.core).then_some(stream);
-    runtime.block_on(async {
+    let result = runtime.block_on(async {
         let client = connect_client(&config).await?;
         let mut out = io::stdout();
         serve::client::tail(&client, subject, stream, args.all, args.limit, &mut out).await
-    })?;
-    Ok(ExitCode::SUCCESS)
+    });
+    match result {
+        Err(e)
+            if e.downcast_ref::<io::Error>()
+                .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe) =>
+        {
+            Ok(ExitCode::SUCCESS)
+        }
+        Err(e) => Err(e),
+        Ok(_) => Ok(ExitCode::SUCCESS),
+    }
 }
