@@ -1,11 +1,14 @@
-//! Shared set-up for the benchmarks and the memory probe: the shipped signal
-//! definitions, the text corpora, and synthetic streams built from them.
+//! Shared set-up for the benchmarks, the memory probe and the load
+//! generator: the shipped signal definitions, the text corpora, and
+//! synthetic streams built from them; [`loadgen`] holds the load generator.
 
 use std::path::PathBuf;
 use std::sync::Arc;
 
 use engine::synth::{self, Corpus, SynthConfig};
 use engine::SignalSet;
+
+pub mod loadgen;
 
 /// The workspace root.
 pub fn root() -> PathBuf {

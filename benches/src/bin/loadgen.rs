@@ -1,0 +1,337 @@
+//! `loadgen`: open-loop load against `intent serve`, with the bare-NATS
+//! floor measured in the same run. See README "For load-testers".
+//!
+//! ```sh
+//! cargo build --release -p engine --bin intent
+//! cargo run --release -p benches --bin loadgen -- --spawn --floor --rate 10000 --duration 30s
+//! ```
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context as _, Result};
+use clap::Parser;
+
+use benches::loadgen::measure::{self, RunConfig, Target};
+use benches::loadgen::report::{self, Report, Row};
+use benches::loadgen::spawn::{EngineProcess, NatsServer};
+use benches::loadgen::workload::{self, WorkloadConfig};
+use engine::serve::subjects::Subjects;
+use engine::synth::Corpus;
+use engine::time::{parse_duration_ms, Timestamp};
+use engine::SignalSet;
+
+#[derive(Parser)]
+#[command(
+    name = "loadgen",
+    about = "Open-loop load against intent serve, beside the bare-NATS floor"
+)]
+struct Args {
+    /// NATS server of a running engine (ignored with --spawn).
+    #[arg(long, default_value = "nats://127.0.0.1:4222")]
+    nats: String,
+    /// Start a nats-server and `intent serve` for the run.
+    #[arg(long)]
+    spawn: bool,
+    /// The engine's mode (passed to the spawned engine; reported).
+    #[arg(long, default_value = "jetstream")]
+    mode: String,
+    /// The `intent` binary to spawn (default: next to this one).
+    #[arg(long)]
+    intent_bin: Option<PathBuf>,
+    /// The nats-server binary to spawn (default: $NATS_SERVER_BIN or nats-server).
+    #[arg(long)]
+    nats_server_bin: Option<String>,
+    /// Signal definitions (the engine's, to know which actions to expect).
+    #[arg(long, default_value = "signal-defs")]
+    signals: PathBuf,
+    /// Events per second.
+    #[arg(long, default_value_t = 10_000.0)]
+    rate: f64,
+    /// Run each of these rates in turn (comma-separated) and report the
+    /// highest meeting --slo-p99 with nothing lost.
+    #[arg(long, value_delimiter = ',')]
+    sweep: Vec<f64>,
+    /// How long each rate runs.
+    #[arg(long, default_value = "30s")]
+    duration: String,
+    /// The p99 bound of the sweep.
+    #[arg(long, default_value = "5ms")]
+    slo_p99: String,
+    /// Also run the same schedule against a trivial echo responder first.
+    #[arg(long)]
+    floor: bool,
+    /// `intent.api.score` requests per second alongside the events.
+    #[arg(long, default_value_t = 0.0)]
+    query_rate: f64,
+    #[arg(long, default_value_t = 10_000)]
+    accounts: usize,
+    #[arg(long, default_value_t = 1.1)]
+    zipf: f64,
+    #[arg(long, default_value = "web=80,email=15,transcript=5")]
+    mix: String,
+    /// Share of events built to carry intent (to fire rules: about one in
+    /// eight of them triggers an action, which is what latency is measured on).
+    #[arg(long, default_value_t = 0.2)]
+    intent_share: f64,
+    /// Load before measuring (caches, lazily loaded dictionaries, TCP
+    /// buffers), against the engine and the floor; not reported.
+    #[arg(long, default_value = "3s")]
+    warmup: String,
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// Text corpora (email-en.jsonl, ami-utterances.txt, zh-reviews.txt).
+    #[arg(long, default_value = "fixtures/corpus")]
+    corpus: PathBuf,
+    /// The engine's allowed lateness (to compute the expected actions).
+    #[arg(long, default_value = "10m")]
+    lateness: String,
+    /// How long to wait for the last answers.
+    #[arg(long, default_value = "5s")]
+    drain: String,
+    #[arg(long, default_value = "intent")]
+    subject_prefix: String,
+    /// Write the report as JSON.
+    #[arg(long)]
+    json: Option<PathBuf>,
+    /// Write the histograms as an HdrHistogram interval log.
+    #[arg(long)]
+    hdr_log: Option<PathBuf>,
+    /// Plot latency by percentile (SVG).
+    #[arg(long)]
+    plot: Option<PathBuf>,
+    /// No progress lines.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+fn main() {
+    if let Err(err) = run(Args::parse()) {
+        eprintln!("error: {err:#}");
+        std::process::exit(2);
+    }
+}
+
+fn duration(flag: &str, text: &str) -> Result<Duration> {
+    let ms = parse_duration_ms(text).map_err(|e| anyhow::anyhow!("--{flag}: {e}"))?;
+    Ok(Duration::from_millis(ms as u64))
+}
+
+fn parse_mix(text: &str) -> Result<[u32; 3]> {
+    let mut mix = [0u32; 3];
+    for part in text.split(',') {
+        let (kind, share) = part
+            .split_once('=')
+            .with_context(|| format!("--mix: '{part}' is not kind=share"))?;
+        let share: u32 = share
+            .trim()
+            .parse()
+            .with_context(|| format!("--mix: bad share in '{part}'"))?;
+        match kind.trim() {
+            "web" => mix[0] = share,
+            "email" => mix[1] = share,
+            "transcript" => mix[2] = share,
+            other => bail!("--mix: unknown kind '{other}' (web, email, transcript)"),
+        }
+    }
+    Ok(mix)
+}
+
+fn run(args: Args) -> Result<()> {
+    let run_for = duration("duration", &args.duration)?;
+    let drain = duration("drain", &args.drain)?;
+    let warmup = duration("warmup", &args.warmup)?;
+    let slo = duration("slo-p99", &args.slo_p99)?;
+    let lateness_ms =
+        parse_duration_ms(&args.lateness).map_err(|e| anyhow::anyhow!("--lateness: {e}"))?;
+    let mix = parse_mix(&args.mix)?;
+    let rates = if args.sweep.is_empty() {
+        vec![args.rate]
+    } else {
+        args.sweep.clone()
+    };
+    let subjects = Subjects::new(&args.subject_prefix).map_err(anyhow::Error::msg)?;
+    let defs = Arc::new(
+        SignalSet::load(&args.signals)
+            .map_err(|e| anyhow::anyhow!("{}:\n{e}", args.signals.display()))?,
+    );
+    let read = |name: &str| {
+        let path = args.corpus.join(name);
+        std::fs::read_to_string(&path)
+            .with_context(|| format!("cannot read corpus file {}", path.display()))
+    };
+    let corpus = Corpus::from_texts(
+        &read("email-en.jsonl")?,
+        &read("ami-utterances.txt")?,
+        &read("zh-reviews.txt")?,
+    );
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()?;
+    let server_bin = args
+        .nats_server_bin
+        .clone()
+        .or_else(|| std::env::var("NATS_SERVER_BIN").ok())
+        .unwrap_or_else(|| "nats-server".into());
+    // Kept alive for the whole run (dropped in reverse: engine, then server).
+    let mut _server = None;
+    let mut _engine = None;
+    let nats = if args.spawn {
+        let server = NatsServer::start(&server_bin)?;
+        let url = server.url();
+        let intent_bin = match &args.intent_bin {
+            Some(path) => path.clone(),
+            None => std::env::current_exe()?.with_file_name("intent"),
+        };
+        let engine_args: Vec<String> = vec![
+            "--mode".into(),
+            args.mode.clone(),
+            "--signals".into(),
+            args.signals.display().to_string(),
+            "--lateness".into(),
+            args.lateness.clone(),
+        ];
+        eprintln!(
+            "started {} on {url}; starting {} serve --mode {}",
+            NatsServer::version(&server_bin),
+            intent_bin.display(),
+            args.mode
+        );
+        _engine = Some(EngineProcess::start(
+            &intent_bin,
+            &url,
+            &engine_args,
+            &runtime,
+        )?);
+        _server = Some(server);
+        url
+    } else {
+        args.nats.clone()
+    };
+
+    let mut rows = Vec::new();
+    for (k, &rate) in rates.iter().enumerate() {
+        let build = |run_for: Duration, tag: &str| -> Result<workload::Workload> {
+            let n_events = (rate * run_for.as_secs_f64()).round() as usize;
+            let now_ms = SystemTime::now().duration_since(UNIX_EPOCH)?.as_millis() as i64;
+            let run_id = format!("{:x}{k}{tag}", now_ms % 0xffff_ffff);
+            Ok(workload::build(
+                &WorkloadConfig {
+                    seed: args.seed,
+                    n_events,
+                    n_accounts: args.accounts,
+                    zipf: args.zipf,
+                    mix,
+                    intent_share: args.intent_share,
+                    start: Timestamp(now_ms),
+                    rate,
+                    run_id,
+                    lateness_ms,
+                },
+                &corpus,
+                Arc::clone(&defs),
+                &subjects,
+            ))
+        };
+        let config =
+            |target: Target, query_rate: f64, run_for: Duration, progress: bool| RunConfig {
+                nats: nats.clone(),
+                target,
+                rate,
+                duration: run_for,
+                query_rate,
+                drain,
+                prefix: args.subject_prefix.clone(),
+                progress,
+                spawn_responder: true,
+            };
+        if k == 0 && !warmup.is_zero() {
+            eprintln!("warming up for {warmup:?} at {rate:.0}/s");
+            let warm = build(warmup, "w")?;
+            if args.floor {
+                measure::run(&runtime, &warm, &config(Target::Floor, 0.0, warmup, false))?;
+            }
+            measure::run(
+                &runtime,
+                &warm,
+                &config(Target::Engine, args.query_rate, warmup, false),
+            )?;
+        }
+        let workload = build(run_for, "")?;
+        let floor = if args.floor {
+            let result = measure::run(
+                &runtime,
+                &workload,
+                &config(Target::Floor, 0.0, run_for, !args.quiet),
+            )?;
+            std::thread::sleep(Duration::from_secs(1));
+            Some(result)
+        } else {
+            None
+        };
+        let engine = measure::run(
+            &runtime,
+            &workload,
+            &config(Target::Engine, args.query_rate, run_for, !args.quiet),
+        )?;
+        rows.push(Row::new(rate, floor, engine, slo.as_secs_f64() * 1000.0));
+        if k + 1 < rates.len() {
+            std::thread::sleep(Duration::from_secs(2));
+        }
+    }
+    let breaking_point = (rates.len() > 1)
+        .then(|| {
+            rows.iter()
+                .filter(|r| r.meets_slo)
+                .map(|r| r.rate)
+                .fold(f64::NAN, f64::max)
+        })
+        .filter(|r| !r.is_nan());
+    let report = Report {
+        machine: machine(),
+        nats_server: if args.spawn {
+            NatsServer::version(&server_bin)
+        } else {
+            format!("server at {nats}")
+        },
+        mode: args.mode.clone(),
+        accounts: args.accounts,
+        zipf: args.zipf,
+        mix: args.mix.clone(),
+        intent_share: args.intent_share,
+        seed: args.seed,
+        duration_s: run_for.as_secs_f64(),
+        slo_p99_ms: slo.as_secs_f64() * 1000.0,
+        rows,
+        breaking_point,
+    };
+    report::print(&report, &mut std::io::stdout())?;
+    if let Some(path) = &args.json {
+        report::write_json(&report, path)?;
+    }
+    if let Some(path) = &args.hdr_log {
+        report::write_hdr_log(&report, path)?;
+    }
+    if let Some(path) = &args.plot {
+        report::write_plot(&report, path)?;
+    }
+    Ok(())
+}
+
+/// Cores and CPU model, for the report.
+fn machine() -> String {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let model = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split(':').nth(1))
+        .map(str::trim)
+        .unwrap_or("unknown CPU");
+    let cores = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1);
+    format!("{cores} cores, {model}")
+}
