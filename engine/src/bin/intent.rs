@@ -562,8 +562,10 @@ fn serve_cmd(args: ServeArgs) -> Result<ExitCode> {
         config.batch = v;
     }
     config.validate()?;
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
+    // One thread: the consume loop, the connection and the API share it, so
+    // an event is read, applied and its actions written without hand-offs
+    // between threads (measured: see BENCHMARKS.md, "Over NATS").
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
     runtime.block_on(serve::run(config))?;

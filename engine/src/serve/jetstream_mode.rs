@@ -80,6 +80,45 @@ enum OutKind {
     Marker,
 }
 
+/// When the consumer's pending count was last read from the server.
+struct ConsumerPoll {
+    updated: std::sync::Mutex<Instant>,
+}
+
+/// Reads the consumer's pending count every `every` (for `stats` and the
+/// clock), beside the consume loop.
+async fn poll_consumer(
+    consumer: consumer::PullConsumer,
+    shared: Arc<Shared>,
+    poll: Arc<ConsumerPoll>,
+    every: Duration,
+) {
+    let mut interval = tokio::time::interval(every);
+    interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    loop {
+        interval.tick().await;
+        if let Ok(Ok(info)) =
+            tokio::time::timeout(Duration::from_secs(2), consumer.get_info()).await
+        {
+            let waiting = info.num_pending + info.num_ack_pending as u64;
+            shared
+                .counters
+                .consumer_pending
+                .store(waiting, Ordering::Relaxed);
+            *poll.updated.lock().unwrap_or_else(|p| p.into_inner()) = Instant::now();
+        }
+    }
+}
+
+/// Aborts a task when dropped.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
+    }
+}
+
 /// Reads a range of the event stream in order with an ordered consumer.
 struct RangeReader {
     messages: consumer::pull::Ordered,
@@ -292,6 +331,16 @@ impl JetStreamEngine {
         let mut clock = IdleClock::new(self.config.clock);
         clock.observe(self.shared.pipeline().now());
         let mut last_error_log = Instant::now() - Duration::from_secs(60);
+        let poll = Arc::new(ConsumerPoll {
+            updated: std::sync::Mutex::new(Instant::now() - Duration::from_secs(3600)),
+        });
+        let poller = tokio::spawn(poll_consumer(
+            self.consumer.clone(),
+            Arc::clone(&self.shared),
+            Arc::clone(&poll),
+            self.config.clock_tick,
+        ));
+        let _stop_poller = AbortOnDrop(poller);
         loop {
             tokio::select! {
                 biased;
@@ -302,23 +351,24 @@ impl JetStreamEngine {
                 _ = tick.tick() => {
                     // Whether the consumer has nothing waiting (our own tick
                     // included): only then may the clock move event time.
-                    match tokio::time::timeout(Duration::from_millis(500), self.consumer.get_info()).await {
-                        Ok(Ok(info)) => {
-                            let waiting = info.num_pending + info.num_ack_pending as u64;
-                            self.shared.counters.consumer_pending.store(waiting, Ordering::Relaxed);
-                            let due = clock.due(&self.shared.pipeline(), waiting == 0);
-                            if let Some(target) = due {
-                                // Logged into the event stream, so a rebuild
-                                // meets the tick at the same place.
-                                let mut headers = HeaderMap::new();
-                                headers.insert("Nats-Msg-Id", format!("clock-{}", target.millis()).as_str());
-                                if let Err(err) = self.js.publish_with_headers(self.shared.subjects.clock(), headers, clock_payload(target)).await {
-                                    tracing::warn!(error = %err, "clock tick not published");
-                                }
-                            }
-                        }
+                    // The figure comes from a poller task, so a slow answer
+                    // from the server never holds up events.
+                    let fresh = poll.updated.lock().unwrap_or_else(|p| p.into_inner()).elapsed() < self.config.clock_tick * 3;
+                    if !fresh {
                         // Cut off from the server: time spent so is not idle time.
-                        _ => clock.stalled(),
+                        clock.stalled();
+                        continue;
+                    }
+                    let waiting = self.shared.counters.consumer_pending.load(Ordering::Relaxed);
+                    let due = clock.due(&self.shared.pipeline(), waiting == 0);
+                    if let Some(target) = due {
+                        // Logged into the event stream, so a rebuild meets
+                        // the tick at the same place.
+                        let mut headers = HeaderMap::new();
+                        headers.insert("Nats-Msg-Id", format!("clock-{}", target.millis()).as_str());
+                        if let Err(err) = self.js.publish_with_headers(self.shared.subjects.clock(), headers, clock_payload(target)).await {
+                            tracing::warn!(error = %err, "clock tick not published");
+                        }
                     }
                 }
                 next = messages.next() => {
@@ -520,7 +570,9 @@ impl JetStreamEngine {
         }
     }
 
-    /// Applies events, stores their actions and dead letters, then the
+    /// Applies events one by one, sending each one's actions and dead
+    /// letters as soon as it is applied (an action need not wait for the
+    /// rest of the batch), then waits until all are stored, then stores the
     /// marker. Returns each event's disposition, or None when stopped before
     /// everything was stored.
     async fn apply_and_store(
@@ -529,37 +581,34 @@ impl JetStreamEngine {
         holding: &[&jetstream::Message],
         stop: &watch::Receiver<bool>,
     ) -> Option<Vec<Disposition>> {
+        let mut dispositions = Vec::with_capacity(inbound.len());
+        let mut in_flight = Vec::new();
+        let mut failed = Vec::new();
         let mut out = BatchOutput::default();
-        self.shared.process_batch(&inbound, &mut out);
-
-        let mut outgoing = Vec::with_capacity(out.actions.len() + out.dead_letters.len());
-        for action in &out.actions {
-            let mut headers = HeaderMap::new();
-            headers.insert("Nats-Msg-Id", action.id.as_str());
-            outgoing.push(Outgoing {
-                subject: self.shared.subjects.action(&action.rule, &action.account),
-                headers,
-                payload: Bytes::from(action.to_json_line()),
-                kind: OutKind::Action,
-            });
+        for item in &inbound {
+            self.shared
+                .process_batch(std::slice::from_ref(item), &mut out);
+            dispositions.append(&mut out.dispositions);
+            for outgoing in self.outgoing(&mut out) {
+                let sent = self
+                    .js
+                    .publish_with_headers(
+                        outgoing.subject.clone(),
+                        outgoing.headers.clone(),
+                        outgoing.payload.clone(),
+                    )
+                    .await;
+                in_flight.push((outgoing, sent));
+                if in_flight.len() >= PUBLISH_WINDOW {
+                    self.confirm(&mut in_flight, &mut failed, 0).await;
+                }
+            }
         }
-        for letter in &out.dead_letters {
-            outgoing.push(Outgoing {
-                subject: letter.subject.clone(),
-                headers: dead_letter_headers(
-                    &letter.error,
-                    letter.field.as_deref(),
-                    &letter.origin,
-                    Some(letter.seq),
-                ),
-                payload: letter.payload.clone(),
-                kind: OutKind::DeadLetter,
-            });
-        }
-        if !self.store(outgoing, holding, stop).await {
+        self.confirm(&mut in_flight, &mut failed, 0).await;
+        if !failed.is_empty() && !self.store(failed, holding, stop).await {
             return None;
         }
-        for (item, disposition) in inbound.iter().zip(&out.dispositions) {
+        for (item, disposition) in inbound.iter().zip(&dispositions) {
             self.progress.applied = self.progress.applied.max(item.seq);
             match disposition {
                 Disposition::Applied | Disposition::Rejected => {
@@ -573,7 +622,100 @@ impl JetStreamEngine {
         if !self.store_progress(holding, stop).await {
             return None;
         }
-        Some(out.dispositions)
+        Some(dispositions)
+    }
+
+    /// The messages to store for what one step produced (drains it).
+    fn outgoing(&self, out: &mut BatchOutput) -> Vec<Outgoing> {
+        let mut outgoing = Vec::with_capacity(out.actions.len() + out.dead_letters.len());
+        for action in out.actions.drain(..) {
+            let mut headers = HeaderMap::new();
+            headers.insert("Nats-Msg-Id", action.id.as_str());
+            outgoing.push(Outgoing {
+                subject: self.shared.subjects.action(&action.rule, &action.account),
+                headers,
+                payload: Bytes::from(action.to_json_line()),
+                kind: OutKind::Action,
+            });
+        }
+        for letter in out.dead_letters.drain(..) {
+            outgoing.push(Outgoing {
+                subject: letter.subject.clone(),
+                headers: dead_letter_headers(
+                    &letter.error,
+                    letter.field.as_deref(),
+                    &letter.origin,
+                    Some(letter.seq),
+                ),
+                payload: letter.payload,
+                kind: OutKind::DeadLetter,
+            });
+        }
+        outgoing
+    }
+
+    /// Waits for the acknowledgements of messages sent; those not stored
+    /// go to `failed` (to retry), counted ones are counted.
+    async fn confirm(
+        &self,
+        in_flight: &mut Vec<(
+            Outgoing,
+            Result<jetstream::context::PublishAckFuture, jetstream::context::PublishError>,
+        )>,
+        failed: &mut Vec<Outgoing>,
+        attempt: u32,
+    ) {
+        for (item, sent) in in_flight.drain(..) {
+            let stored = match sent {
+                Ok(ack) => ack.await,
+                Err(err) => Err(err),
+            };
+            match stored {
+                Ok(ack) => {
+                    let counter = match item.kind {
+                        OutKind::Action => Some(&self.shared.counters.actions_published),
+                        OutKind::DeadLetter => Some(&self.shared.counters.dead_letters),
+                        OutKind::Marker => None,
+                    };
+                    if let (Some(counter), false) = (counter, ack.duplicate) {
+                        counter.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                Err(err)
+                    if err.kind() == jetstream::context::PublishErrorKind::MaxPayloadExceeded =>
+                {
+                    match item.kind {
+                        // The original stays in the event stream; the dead
+                        // letter says where.
+                        OutKind::DeadLetter => {
+                            let mut headers = item.headers.clone();
+                            headers.insert(
+                            "Intent-Payload-Omitted",
+                            "too large with its headers; read it from the event stream at Intent-Stream-Seq",
+                        );
+                            failed.push(Outgoing {
+                                payload: Bytes::new(),
+                                headers,
+                                ..item
+                            });
+                        }
+                        _ => {
+                            self.shared
+                                .counters
+                                .store_failures
+                                .fetch_add(1, Ordering::Relaxed);
+                            tracing::error!(subject = %item.subject, size = item.payload.len(), "larger than the server's max payload; not stored");
+                        }
+                    }
+                }
+                Err(err) => {
+                    if attempt.is_multiple_of(10) {
+                        tracing::warn!(subject = %item.subject, error = %err, attempt, "not stored yet; retrying");
+                    }
+                    failed.push(item);
+                }
+            }
+        }
     }
 
     async fn store_progress(
@@ -613,7 +755,7 @@ impl JetStreamEngine {
             while !queue.is_empty() {
                 let window: Vec<Outgoing> =
                     queue.drain(..queue.len().min(PUBLISH_WINDOW)).collect();
-                let mut pending = Vec::with_capacity(window.len());
+                let mut in_flight = Vec::with_capacity(window.len());
                 for item in window {
                     let sent = self
                         .js
@@ -623,60 +765,9 @@ impl JetStreamEngine {
                             item.payload.clone(),
                         )
                         .await;
-                    pending.push((item, sent));
+                    in_flight.push((item, sent));
                 }
-                for (item, sent) in pending {
-                    let stored = match sent {
-                        Ok(ack) => ack.await,
-                        Err(err) => Err(err),
-                    };
-                    match stored {
-                        Ok(ack) => {
-                            let counter = match item.kind {
-                                OutKind::Action => Some(&self.shared.counters.actions_published),
-                                OutKind::DeadLetter => Some(&self.shared.counters.dead_letters),
-                                OutKind::Marker => None,
-                            };
-                            if let (Some(counter), false) = (counter, ack.duplicate) {
-                                counter.fetch_add(1, Ordering::Relaxed);
-                            }
-                        }
-                        Err(err)
-                            if err.kind()
-                                == jetstream::context::PublishErrorKind::MaxPayloadExceeded =>
-                        {
-                            match item.kind {
-                                // The original stays in the event stream;
-                                // the dead letter says where.
-                                OutKind::DeadLetter => {
-                                    let mut headers = item.headers.clone();
-                                    headers.insert(
-                                        "Intent-Payload-Omitted",
-                                        "too large with its headers; read it from the event stream at Intent-Stream-Seq",
-                                    );
-                                    failed.push(Outgoing {
-                                        payload: Bytes::new(),
-                                        headers,
-                                        ..item
-                                    });
-                                }
-                                _ => {
-                                    self.shared
-                                        .counters
-                                        .store_failures
-                                        .fetch_add(1, Ordering::Relaxed);
-                                    tracing::error!(subject = %item.subject, size = item.payload.len(), "larger than the server's max payload; not stored");
-                                }
-                            }
-                        }
-                        Err(err) => {
-                            if attempt.is_multiple_of(10) {
-                                tracing::warn!(subject = %item.subject, error = %err, attempt, "not stored yet; retrying");
-                            }
-                            failed.push(item);
-                        }
-                    }
-                }
+                self.confirm(&mut in_flight, &mut failed, attempt).await;
             }
             if failed.is_empty() {
                 break;

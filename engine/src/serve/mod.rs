@@ -312,10 +312,14 @@ async fn run_core(
                     }
                 }
                 shared.counters.received.fetch_add(batch.len() as u64, Ordering::Relaxed);
-                out.dispositions.clear();
-                shared.process_batch(&batch, &mut out);
+                // One event at a time, its actions out before the next:
+                // an action does not wait for the rest of the batch.
+                for item in &batch {
+                    out.dispositions.clear();
+                    shared.process_batch(std::slice::from_ref(item), &mut out);
+                    publish_core(client, &shared, &mut out).await;
+                }
                 clock.observe(shared.pipeline().now());
-                publish_core(client, &shared, &mut out).await;
                 shared.record_latency(received.elapsed(), batch.len() as u64);
             }
         }
