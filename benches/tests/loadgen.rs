@@ -52,6 +52,15 @@ fn workload(rate: f64, secs: f64, run_id: &str) -> Workload {
     )
 }
 
+/// How many events of a workload trigger an action.
+fn load_triggering(rate: f64, secs: f64, run_id: &str) -> u64 {
+    workload(rate, secs, run_id)
+        .triggers
+        .iter()
+        .filter(|&&t| t > 0)
+        .count() as u64
+}
+
 fn config(server: &NatsServer, target: Target, rate: f64, secs: f64) -> RunConfig {
     RunConfig {
         nats: server.url(),
@@ -70,38 +79,53 @@ fn config(server: &NatsServer, target: Target, rate: f64, secs: f64) -> RunConfi
 fn a_slow_responder_shows_as_latency_not_as_a_lower_rate() {
     let server = NatsServer::start(&server_bin()).unwrap();
     let rt = runtime();
-    // A responder that needs 2 ms per message: at 1,000/s it falls behind
-    // by half a message per millisecond.
+    // A responder that needs 2 ms per message (its own thread and runtime,
+    // like a separate process): at 1,000/s it falls behind by half a
+    // message per millisecond.
     let stop = Arc::new(AtomicBool::new(false));
-    let client = rt.block_on(async_nats::connect(server.url())).unwrap();
-    let mut sub = rt.block_on(client.subscribe("loadgen.floor.>")).unwrap();
-    rt.block_on(client.flush()).unwrap();
+    let responder_rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let client = responder_rt
+        .block_on(async_nats::connect(server.url()))
+        .unwrap();
+    let mut sub = responder_rt
+        .block_on(client.subscribe("loadgen.floor.>"))
+        .unwrap();
+    responder_rt.block_on(client.flush()).unwrap();
     let stop_responder = Arc::clone(&stop);
-    let responder = rt.spawn(async move {
-        while let Some(message) = sub.next().await {
-            if stop_responder.load(Ordering::Relaxed) {
-                break;
+    let responder = std::thread::spawn(move || {
+        responder_rt.block_on(async move {
+            while let Ok(Some(message)) =
+                tokio::time::timeout(Duration::from_secs(20), sub.next()).await
+            {
+                if stop_responder.load(Ordering::Relaxed) {
+                    break;
+                }
+                std::thread::sleep(Duration::from_millis(2));
+                let index = message.subject.rsplit('.').next().unwrap().to_string();
+                client
+                    .publish(format!("loadgen.echo.{index}"), message.payload)
+                    .await
+                    .unwrap();
             }
-            std::thread::sleep(Duration::from_millis(2));
-            let index = message.subject.rsplit('.').next().unwrap().to_string();
-            client
-                .publish(format!("loadgen.echo.{index}"), message.payload)
-                .await
-                .unwrap();
-        }
+        })
     });
-    let load = workload(1000.0, 2.0, "slow");
-    let mut cfg = config(&server, Target::Floor, 1000.0, 2.0);
+    // 3,000 events: more than the client's send buffer holds (2,048).
+    let load = workload(1000.0, 3.0, "slow");
+    let mut cfg = config(&server, Target::Floor, 1000.0, 3.0);
     cfg.spawn_responder = false;
+    cfg.drain = Duration::from_secs(15);
     let result = measure::run(&rt, &load, &cfg).unwrap();
     stop.store(true, Ordering::Relaxed);
-    responder.abort();
+    responder.join().unwrap();
     // The sender kept the schedule...
     assert!(result.achieved_rate > 950.0, "{result:?}");
     assert!(result.max_backlog < 50, "{result:?}");
     // ...and the queue shows in the latency: the last answers waited
-    // about as long as the responder was behind (~2 s at the end).
-    assert_eq!(result.received, 2000, "{result:?}");
+    // about as long as the responder was behind (~3 s at the end).
+    assert_eq!(result.received, 3000, "{result:?}");
     assert!(result.latency.p99_ms > 1000.0, "{:?}", result.latency);
     assert!(result.latency.p50_ms > 300.0, "{:?}", result.latency);
 }
@@ -121,7 +145,11 @@ fn the_floor_echoes_every_message_and_the_report_has_its_shape() {
         (2000, 2000, 0),
         "{floor:?}"
     );
-    assert_eq!(floor.unmatched, 0);
+    assert_eq!((floor.unmatched, floor.duplicates), (0, 0));
+    // The floor also reports the events that trigger actions on their own.
+    let same = floor.latency_triggering.clone().unwrap();
+    let triggering = load_triggering(2000.0, 1.0, "floor");
+    assert_eq!(same.count, triggering);
     assert!(floor.latency.p50_ms < 50.0, "{:?}", floor.latency);
     assert!(
         floor.latency.p50_ms <= floor.latency.p99_ms
@@ -129,7 +157,13 @@ fn the_floor_echoes_every_message_and_the_report_has_its_shape() {
     );
 
     // The outputs, from a report with the floor in both places.
-    let row = Row::new(2000.0, Some(floor.clone()), floor.clone(), 5.0);
+    // An "engine" that answered exactly as the floor did on the triggering
+    // events: the comparison is made on those events, so it shows no gap.
+    let mut engine = floor.clone();
+    engine.target = Target::Engine;
+    engine.latency = same.clone();
+    engine.latency_triggering = None;
+    let row = Row::new(2000.0, Some(floor.clone()), engine, 5.0);
     assert_eq!(row.difference_ms.as_ref().unwrap().p99_ms, 0.0);
     assert_eq!(row.ratio.as_ref().unwrap().p50_ms, 1.0);
     let report = Report {
@@ -168,7 +202,8 @@ fn the_floor_echoes_every_message_and_the_report_has_its_shape() {
     ] {
         assert!(engine[key].is_number(), "{key}: {engine}");
     }
-    assert_eq!(engine["target"], "floor");
+    assert_eq!(engine["target"], "engine");
+    assert!(json["rows"][0]["floor"]["latency_triggering"]["p99_ms"].is_number());
     assert!(json["rows"][0]["meets_slo"].is_boolean());
     assert!(json["rows"][0]["difference_ms"]["p99_ms"].is_number());
     assert_eq!(json["mode"], "core");
@@ -241,6 +276,9 @@ fn actions_from_a_real_engine_are_matched_to_their_events() {
     let during = &result.engine_stats.as_ref().unwrap()["during_run"];
     assert_eq!(during["applied"], 1500, "{during}");
     assert_eq!(during["actions_out"].as_u64().unwrap(), result.expected);
+    assert_eq!(result.duplicates, 0);
     let api = result.api.unwrap();
     assert!(api.sent >= 250 && api.answered == api.sent, "{api:?}");
+    assert_eq!((api.errors, api.unanswered), (0, 0), "{api:?}");
+    assert_eq!(api.latency.count, api.answered);
 }

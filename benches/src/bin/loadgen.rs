@@ -72,7 +72,7 @@ struct Args {
     #[arg(long, default_value = "web=80,email=15,transcript=5")]
     mix: String,
     /// Share of events built to carry intent (to fire rules: about one in
-    /// eight of them triggers an action, which is what latency is measured on).
+    /// twelve of them triggers an action, which is what latency is measured on).
     #[arg(long, default_value_t = 0.2)]
     intent_share: f64,
     /// Load before measuring (caches, lazily loaded dictionaries, TCP
@@ -203,6 +203,7 @@ fn run(args: Args) -> Result<()> {
         _engine = Some(EngineProcess::start(
             &intent_bin,
             &url,
+            &args.subject_prefix,
             &engine_args,
             &runtime,
         )?);
@@ -213,6 +214,7 @@ fn run(args: Args) -> Result<()> {
     };
 
     let mut rows = Vec::new();
+    let mut engine_mode = args.mode.clone();
     for (k, &rate) in rates.iter().enumerate() {
         let build = |run_for: Duration, tag: &str| -> Result<workload::Workload> {
             let n_events = (rate * run_for.as_secs_f64()).round() as usize;
@@ -277,9 +279,22 @@ fn run(args: Args) -> Result<()> {
             &workload,
             &config(Target::Engine, args.query_rate, run_for, !args.quiet),
         )?;
-        rows.push(Row::new(rate, floor, engine, slo.as_secs_f64() * 1000.0));
+        let mut row = Row::new(rate, floor, engine, slo.as_secs_f64() * 1000.0);
+        if let Some(stats) = &row.engine.engine_stats {
+            let version = stats["after"]["signals_version"].as_str().unwrap_or("?");
+            if version != &*defs.version {
+                row.warning = Some(format!(
+                    "the engine runs signals version {version}, the expected actions were computed with {} (--signals, or its KV bucket)",
+                    defs.version
+                ));
+            }
+            if let Some(mode) = stats["after"]["mode"].as_str() {
+                engine_mode = mode.to_string();
+            }
+        }
+        rows.push(row);
         if k + 1 < rates.len() {
-            std::thread::sleep(Duration::from_secs(2));
+            settle(&runtime, &nats, &args.subject_prefix);
         }
     }
     let breaking_point = (rates.len() > 1)
@@ -297,7 +312,7 @@ fn run(args: Args) -> Result<()> {
         } else {
             format!("server at {nats}")
         },
-        mode: args.mode.clone(),
+        mode: engine_mode,
         accounts: args.accounts,
         zipf: args.zipf,
         mix: args.mix.clone(),
@@ -319,6 +334,29 @@ fn run(args: Args) -> Result<()> {
         report::write_plot(&report, path)?;
     }
     Ok(())
+}
+
+/// Waits until the engine has worked off what the last rate left (its
+/// counters stop moving and nothing is pending), so rates do not bleed into
+/// each other; at most 60 s.
+fn settle(runtime: &tokio::runtime::Runtime, nats: &str, prefix: &str) {
+    let Ok(client) = runtime.block_on(async_nats::connect(nats)) else {
+        return;
+    };
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    let mut last = None;
+    while std::time::Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(500));
+        let Ok(stats) = runtime.block_on(measure::engine_stats(&client, prefix)) else {
+            continue;
+        };
+        let now = (stats["events_in"].as_u64(), stats["actions_out"].as_u64());
+        if last == Some(now) && stats["pending"].as_u64().unwrap_or(0) == 0 {
+            break;
+        }
+        last = Some(now);
+    }
+    std::thread::sleep(Duration::from_secs(1));
 }
 
 /// Cores and CPU model, for the report.

@@ -87,7 +87,11 @@ pub struct ApiResult {
     pub target_rate: f64,
     pub sent: u64,
     pub answered: u64,
+    /// No reply within the drain time.
+    pub unanswered: u64,
+    /// Service errors (e.g. 404); not in the latency figures.
     pub errors: u64,
+    /// Successful replies only.
     pub latency: Percentiles,
 }
 
@@ -99,16 +103,25 @@ pub struct RunResult {
     pub duration_s: f64,
     pub sent: u64,
     pub send_errors: u64,
-    /// Events sent per second of sending.
+    /// Events handed to the NATS client per second of sending (the client
+    /// writes them out as fast as the socket takes them).
     pub achieved_rate: f64,
     /// The most events behind schedule the sender ever was.
     pub max_backlog: u64,
     pub expected: u64,
+    /// Answers matched to their event, at most as many per event as expected.
     pub received: u64,
+    /// Answers beyond an event's expected count (e.g. an action re-sent
+    /// after a retry): not in `received` nor in the latency.
+    pub duplicates: u64,
     /// Answers that matched no event of this run.
     pub unmatched: u64,
     pub lost: u64,
     pub latency: Percentiles,
+    /// Floor only: the latency of the events that trigger actions, the same
+    /// events the engine's latency is measured on.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub latency_triggering: Option<Percentiles>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub api: Option<ApiResult>,
     /// The engine's own `stats` after the run, and the change of its
@@ -160,7 +173,14 @@ fn record(hist: &Mutex<Histogram<u64>>, scheduled: Instant, now: Instant) {
 /// Shared between the receiver tasks and the driver.
 struct Tally {
     hist: Mutex<Histogram<u64>>,
+    /// Latency of the events that trigger an action (floor only), so that
+    /// the floor can be compared with the engine on the same events.
+    hist_triggering: Mutex<Histogram<u64>>,
+    /// Answers matched to an event, at most as many per event as expected.
     received: AtomicU64,
+    /// Answers beyond an event's expected count (re-sent actions, echoes).
+    duplicates: AtomicU64,
+    /// Answers that matched no event of this run.
     unmatched: AtomicU64,
     api_hist: Mutex<Histogram<u64>>,
     api_answered: AtomicU64,
@@ -191,13 +211,18 @@ pub fn run(
         n_events > 0,
         "nothing to send: rate × duration is 0 (or the workload is empty)"
     );
-    let expected = match config.target {
-        Target::Engine => workload.triggers[..n_events]
+    // How many answers each event must get.
+    let quota: Arc<Vec<u8>> = Arc::new(match config.target {
+        Target::Engine => workload.triggers[..n_events].to_vec(),
+        Target::Floor => vec![1; n_events],
+    });
+    let triggering: Arc<Vec<bool>> = Arc::new(
+        workload.triggers[..n_events]
             .iter()
-            .map(|&t| t as u64)
-            .sum(),
-        Target::Floor => n_events as u64,
-    };
+            .map(|&t| t > 0)
+            .collect(),
+    );
+    let expected: u64 = quota.iter().map(|&q| q as u64).sum();
     let connect = |name: &'static str| {
         let url = config.nats.clone();
         handle.block_on(async move {
@@ -213,7 +238,9 @@ pub fn run(
     let receiver = connect("loadgen-receiver")?;
     let tally = Arc::new(Tally {
         hist: Mutex::new(new_histogram()),
+        hist_triggering: Mutex::new(new_histogram()),
         received: AtomicU64::new(0),
+        duplicates: AtomicU64::new(0),
         unmatched: AtomicU64::new(0),
         api_hist: Mutex::new(new_histogram()),
         api_answered: AtomicU64::new(0),
@@ -230,7 +257,6 @@ pub fn run(
         .then(|| echo_responder(&config.nats, Arc::clone(&responder_stop)))
         .transpose()?;
 
-    let schedule_cell: Arc<Mutex<Option<Schedule>>> = Arc::new(Mutex::new(None));
     let answers_subject = match config.target {
         Target::Engine => format!("{}.actions.>", config.prefix),
         Target::Floor => "loadgen.echo.>".to_string(),
@@ -240,16 +266,39 @@ pub fn run(
     let mut api_replies = handle.block_on(receiver.subscribe(format!("{api_inbox}.*")))?;
     handle.block_on(receiver.flush())?;
 
+    // Everything the sender needs is built before the clock starts, so
+    // loadgen's own set-up is not charged to the system.
+    let target = config.target;
+    let events: Vec<(String, String, Bytes)> = workload.events[..n_events]
+        .iter()
+        .enumerate()
+        .map(|(i, e)| {
+            let subject = match target {
+                Target::Engine => e.subject.clone(),
+                Target::Floor => format!("loadgen.floor.{i}"),
+            };
+            (subject, e.id.clone(), e.payload.clone())
+        })
+        .collect();
+    let accounts: Vec<String> = workload.events[..n_events]
+        .iter()
+        .map(|e| e.subject.rsplit('.').next().unwrap_or_default().to_string())
+        .collect();
+
     let t0 = Instant::now() + Duration::from_millis(50);
     let schedule = Schedule::new(t0, config.rate);
-    *schedule_cell.lock().unwrap() = Some(schedule);
+    // Queries start once the first events have had time to be applied.
+    let query_schedule =
+        Schedule::new(t0 + Duration::from_millis(200), config.query_rate.max(1e-6));
     let started = std::time::SystemTime::now();
 
     // Receivers.
-    let target = config.target;
     let run_id = workload.run_id.clone();
     let rx_tally = Arc::clone(&tally);
+    let rx_quota = Arc::clone(&quota);
+    let rx_triggering = Arc::clone(&triggering);
     let receiver_task = handle.spawn(async move {
+        let mut seen = vec![0u8; rx_quota.len()];
         while let Some(message) = answers.next().await {
             let now = Instant::now();
             let index = match target {
@@ -260,10 +309,17 @@ pub fn run(
                     .next()
                     .and_then(|i| i.parse().ok()),
             };
-            match index {
-                Some(i) => {
+            match index.filter(|&i| i < seen.len()) {
+                Some(i) if seen[i] < rx_quota[i] => {
+                    seen[i] += 1;
                     record(&rx_tally.hist, schedule.at(i), now);
+                    if target == Target::Floor && rx_triggering[i] {
+                        record(&rx_tally.hist_triggering, schedule.at(i), now);
+                    }
                     rx_tally.received.fetch_add(1, Ordering::Relaxed);
+                }
+                Some(_) => {
+                    rx_tally.duplicates.fetch_add(1, Ordering::Relaxed);
                 }
                 None => {
                     rx_tally.unmatched.fetch_add(1, Ordering::Relaxed);
@@ -271,7 +327,6 @@ pub fn run(
             }
         }
     });
-    let query_schedule = Schedule::new(t0, config.query_rate.max(1e-6));
     let api_tally = Arc::clone(&tally);
     let api_task = handle.spawn(async move {
         while let Some(message) = api_replies.next().await {
@@ -289,9 +344,11 @@ pub fn run(
                 .as_ref()
                 .is_some_and(|h| h.get("Nats-Service-Error").is_some());
             if failed {
+                // Counted, but not timed: a quick refusal is no answer.
                 api_tally.api_errors.fetch_add(1, Ordering::Relaxed);
+            } else {
+                record(&api_tally.api_hist, query_schedule.at(i), now);
             }
-            record(&api_tally.api_hist, query_schedule.at(i), now);
             api_tally.api_answered.fetch_add(1, Ordering::Relaxed);
         }
     });
@@ -300,21 +357,14 @@ pub fn run(
     let sent = Arc::new(AtomicU64::new(0));
     let send_errors = Arc::new(AtomicU64::new(0));
     let sending_done = Arc::new(AtomicBool::new(false));
-    let events: Vec<(String, String, Bytes)> = workload.events[..n_events]
-        .iter()
-        .map(|e| {
-            let subject = match target {
-                Target::Engine => e.subject.clone(),
-                Target::Floor => String::new(),
-            };
-            (subject, e.id.clone(), e.payload.clone())
-        })
-        .collect();
+    // When the last event was handed to the client, in µs after t0.
+    let last_send_us = Arc::new(AtomicU64::new(0));
     let sender_thread = {
-        let (sent, send_errors, done) = (
+        let (sent, send_errors, done, last_send_us) = (
             Arc::clone(&sent),
             Arc::clone(&send_errors),
             Arc::clone(&sending_done),
+            Arc::clone(&last_send_us),
         );
         let client = sender.clone();
         let handle = handle.clone();
@@ -323,10 +373,6 @@ pub fn run(
             .spawn(move || {
                 for (i, (subject, id, payload)) in events.into_iter().enumerate() {
                     pace(schedule.at(i));
-                    let subject = match target {
-                        Target::Engine => subject,
-                        Target::Floor => format!("loadgen.floor.{i}"),
-                    };
                     let mut headers = HeaderMap::new();
                     headers.insert("Nats-Msg-Id", id.as_str());
                     if handle
@@ -337,26 +383,27 @@ pub fn run(
                     }
                     sent.store(i as u64 + 1, Ordering::Relaxed);
                 }
-                let _ = handle.block_on(client.flush());
+                last_send_us.store(t0.elapsed().as_micros() as u64, Ordering::Relaxed);
+                let _ = handle.block_on(async {
+                    tokio::time::timeout(Duration::from_secs(5), client.flush()).await
+                });
                 done.store(true, Ordering::Relaxed);
             })?
     };
+    let api_sent = Arc::new(AtomicU64::new(0));
     let query_thread = (target == Target::Engine && config.query_rate > 0.0).then(|| {
         let client = sender.clone();
         let handle = handle.clone();
         let done = Arc::clone(&sending_done);
         let sent = Arc::clone(&sent);
-        let accounts: Vec<String> = workload.events[..n_events]
-            .iter()
-            .map(|e| e.subject.rsplit('.').next().unwrap_or_default().to_string())
-            .collect();
-        let prefix = config.prefix.clone();
+        let api_sent = Arc::clone(&api_sent);
+        let send_errors = Arc::clone(&send_errors);
+        let subject = format!("{}.api.score", config.prefix);
         let inbox = api_inbox.clone();
         let rate_per_100ms = (config.rate / 10.0) as usize;
         std::thread::Builder::new()
             .name("loadgen-query".into())
             .spawn(move || {
-                let subject = format!("{prefix}.api.score");
                 let mut i = 0usize;
                 while !done.load(Ordering::Relaxed) {
                     pace(query_schedule.at(i));
@@ -367,23 +414,30 @@ pub fn run(
                     let seen = settled.max(1).min(accounts.len());
                     let account = &accounts[(i * 7919) % seen];
                     let body = Bytes::from(format!("{{\"account\":\"{account}\"}}"));
-                    let _ = handle.block_on(client.publish_with_reply(
-                        subject.clone(),
-                        format!("{inbox}.{i}"),
-                        body,
-                    ));
+                    if handle
+                        .block_on(client.publish_with_reply(
+                            subject.clone(),
+                            format!("{inbox}.{i}"),
+                            body,
+                        ))
+                        .is_err()
+                    {
+                        send_errors.fetch_add(1, Ordering::Relaxed);
+                    }
                     i += 1;
+                    api_sent.store(i as u64, Ordering::Relaxed);
                 }
-                i as u64
             })
             .expect("spawn query thread")
     });
 
-    // Progress and completion.
+    // Progress and completion: until every expected answer is in, or the
+    // drain time after the last send is over (a hard bound covers a sender
+    // that never finishes).
     let mut max_backlog = 0u64;
     let mut last_print = Instant::now();
-    let drain_deadline = |finished: Instant| finished + config.drain;
     let mut finished_at: Option<Instant> = None;
+    let hard_deadline = t0 + config.duration + config.drain + Duration::from_secs(60);
     loop {
         std::thread::sleep(Duration::from_millis(20));
         let now = Instant::now();
@@ -391,9 +445,11 @@ pub fn run(
         let due = schedule.due_by(now).min(n_events as u64);
         max_backlog = max_backlog.max(due.saturating_sub(sent_now));
         let received = tally.received.load(Ordering::Relaxed);
+        let api_done =
+            tally.api_answered.load(Ordering::Relaxed) >= api_sent.load(Ordering::Relaxed);
         if config.progress && last_print.elapsed() >= Duration::from_secs(1) {
             last_print = Instant::now();
-            let hist = tally.hist.lock().unwrap().clone();
+            let hist = tally.hist.lock().unwrap_or_else(|p| p.into_inner()).clone();
             eprintln!(
                 "[{:?} {:.0}/s] t={:>5.1}s sent {} (behind {}) answers {}/{} p50 {:.2} ms p99 {:.2} ms",
                 target,
@@ -407,19 +463,24 @@ pub fn run(
                 hist.value_at_quantile(0.99) as f64 / 1000.0,
             );
         }
+        if now > hard_deadline {
+            eprintln!("warning: the run did not finish in time; reporting what arrived");
+            break;
+        }
         if sending_done.load(Ordering::Relaxed) {
             let finished = *finished_at.get_or_insert(now);
-            if received >= expected || now >= drain_deadline(finished) {
+            if (received >= expected && api_done) || now >= finished + config.drain {
                 break;
             }
         }
     }
-    let send_end = finished_at.unwrap_or_else(Instant::now);
-    sender_thread.join().expect("sender thread");
-    let api_sent = query_thread.map(|t| t.join().expect("query thread"));
-    if api_sent.is_some() {
-        // Replies to the last queries.
-        std::thread::sleep(Duration::from_millis(300).min(config.drain));
+    if finished_at.is_some() {
+        sender_thread.join().expect("sender thread");
+    }
+    if let Some(thread) = query_thread {
+        if finished_at.is_some() {
+            thread.join().expect("query thread");
+        }
     }
     receiver_task.abort();
     api_task.abort();
@@ -437,18 +498,28 @@ pub fn run(
 
     let sent_total = sent.load(Ordering::Relaxed);
     let received = tally.received.load(Ordering::Relaxed);
-    let hist = tally.hist.lock().unwrap().clone();
-    let api = api_sent.map(|sent| ApiResult {
-        target_rate: config.query_rate,
-        sent,
-        answered: tally.api_answered.load(Ordering::Relaxed),
-        errors: tally.api_errors.load(Ordering::Relaxed),
-        latency: Percentiles::of(&tally.api_hist.lock().unwrap()),
+    let hist = tally.hist.lock().unwrap_or_else(|p| p.into_inner()).clone();
+    let api = (target == Target::Engine && config.query_rate > 0.0).then(|| {
+        let sent = api_sent.load(Ordering::Relaxed);
+        let answered = tally.api_answered.load(Ordering::Relaxed);
+        ApiResult {
+            target_rate: config.query_rate,
+            sent,
+            answered,
+            unanswered: sent.saturating_sub(answered),
+            errors: tally.api_errors.load(Ordering::Relaxed),
+            latency: Percentiles::of(&tally.api_hist.lock().unwrap_or_else(|p| p.into_inner())),
+        }
     });
-    let sending_secs = send_end
-        .saturating_duration_since(t0)
-        .as_secs_f64()
-        .max(1e-9);
+    let sending_secs = (last_send_us.load(Ordering::Relaxed) as f64 / 1e6).max(1e-9);
+    let latency_triggering = (target == Target::Floor).then(|| {
+        Percentiles::of(
+            &tally
+                .hist_triggering
+                .lock()
+                .unwrap_or_else(|p| p.into_inner()),
+        )
+    });
     Ok(RunResult {
         target: config.target,
         target_rate: config.rate,
@@ -459,9 +530,11 @@ pub fn run(
         max_backlog,
         expected,
         received,
+        duplicates: tally.duplicates.load(Ordering::Relaxed),
         unmatched: tally.unmatched.load(Ordering::Relaxed),
         lost: expected.saturating_sub(received),
         latency: Percentiles::of(&hist),
+        latency_triggering,
         api,
         engine_stats,
         histogram: Some(hist),

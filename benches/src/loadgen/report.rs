@@ -27,6 +27,10 @@ pub struct Row {
     pub ratio: Option<Percentiles>,
     /// p99 within the bound, nothing lost, the rate achieved.
     pub meets_slo: bool,
+    /// Something that makes the figures doubtful (e.g. the engine runs other
+    /// definitions than those the expected actions were computed with).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub warning: Option<String>,
 }
 
 /// The whole report.
@@ -63,12 +67,19 @@ pub fn combine(a: &Percentiles, b: &Percentiles, f: impl Fn(f64, f64) -> f64) ->
 }
 
 impl Row {
+    /// Compares the engine with the floor on the same events (those that
+    /// trigger actions) where the floor measured them.
     pub fn new(rate: f64, floor: Option<RunResult>, engine: RunResult, slo_p99_ms: f64) -> Row {
+        let same = |f: &RunResult| {
+            f.latency_triggering
+                .clone()
+                .unwrap_or_else(|| f.latency.clone())
+        };
         let difference_ms = floor
             .as_ref()
-            .map(|f| combine(&engine.latency, &f.latency, |e, f| e - f));
+            .map(|f| combine(&engine.latency, &same(f), |e, f| e - f));
         let ratio = floor.as_ref().map(|f| {
-            combine(&engine.latency, &f.latency, |e, f| {
+            combine(&engine.latency, &same(f), |e, f| {
                 if f > 0.0 {
                     e / f
                 } else {
@@ -87,6 +98,7 @@ impl Row {
             difference_ms,
             ratio,
             meets_slo,
+            warning: None,
         }
     }
 }
@@ -100,19 +112,20 @@ fn line(out: &mut impl Write, name: &str, p: &Percentiles, extra: &str) -> std::
 }
 
 fn run_extra(r: &RunResult) -> String {
-    format!(
-        "sent {:.0}/s (max behind {}), answers {}/{} lost {}{}",
-        r.achieved_rate,
-        r.max_backlog,
-        r.received,
-        r.expected,
-        r.lost,
-        if r.send_errors > 0 {
-            format!(", {} send errors", r.send_errors)
-        } else {
-            String::new()
-        }
-    )
+    let mut extra = format!(
+        "n={} sent {:.0}/s (max behind {}), answers {}/{} lost {}",
+        r.latency.count, r.achieved_rate, r.max_backlog, r.received, r.expected, r.lost
+    );
+    if r.duplicates > 0 {
+        extra.push_str(&format!(", {} duplicates", r.duplicates));
+    }
+    if r.unmatched > 0 {
+        extra.push_str(&format!(", {} unmatched", r.unmatched));
+    }
+    if r.send_errors > 0 {
+        extra.push_str(&format!(", {} send errors", r.send_errors));
+    }
+    extra
 }
 
 /// The table on the terminal.
@@ -143,10 +156,14 @@ pub fn print(report: &Report, out: &mut impl Write) -> std::io::Result<()> {
         )?;
         if let Some(floor) = &row.floor {
             line(out, "floor (echo)", &floor.latency, &run_extra(floor))?;
+            if let Some(same) = &floor.latency_triggering {
+                let note = format!("n={}: the events the engine is measured on", same.count);
+                line(out, " same events", same, &note)?;
+            }
         }
         line(out, "engine", &row.engine.latency, &run_extra(&row.engine))?;
         if let Some(d) = &row.difference_ms {
-            line(out, "engine - floor", d, "")?;
+            line(out, "engine - floor", d, "(same events)")?;
         }
         if let Some(r) = &row.ratio {
             line(out, "engine / floor", r, "")?;
@@ -157,10 +174,13 @@ pub fn print(report: &Report, out: &mut impl Write) -> std::io::Result<()> {
                 "api score",
                 &api.latency,
                 &format!(
-                    "{} sent at {:.0}/s, {} answered, {} errors",
-                    api.sent, api.target_rate, api.answered, api.errors
+                    "n={} of {} sent at {:.0}/s; {} errors, {} unanswered",
+                    api.latency.count, api.sent, api.target_rate, api.errors, api.unanswered
                 ),
             )?;
+        }
+        if let Some(warning) = &row.warning {
+            writeln!(out, "  warning: {warning}")?;
         }
         if let Some(stats) = &row.engine.engine_stats {
             let d = &stats["during_run"];
@@ -194,8 +214,9 @@ pub fn write_json(report: &Report, path: &Path) -> Result<()> {
 }
 
 /// The histograms in the HdrHistogram interval-log format (V2, compressed),
-/// one interval per run, tagged `floor-<rate>` / `engine-<rate>` / `api-<rate>`;
-/// values in microseconds.
+/// one interval per run, tagged `floor-<rate>` / `engine-<rate>`; values in
+/// microseconds (HdrHistogram's Java tools assume nanoseconds unless given
+/// an output value unit ratio of 1000).
 pub fn write_hdr_log(report: &Report, path: &Path) -> Result<()> {
     let mut file =
         std::fs::File::create(path).with_context(|| format!("cannot write {}", path.display()))?;
@@ -203,7 +224,8 @@ pub fn write_hdr_log(report: &Report, path: &Path) -> Result<()> {
     let base = report
         .rows
         .iter()
-        .filter_map(|r| r.engine.started)
+        .flat_map(|r| [r.floor.as_ref().and_then(|f| f.started), r.engine.started])
+        .flatten()
         .min()
         .unwrap_or_else(std::time::SystemTime::now);
     let mut log = IntervalLogWriterBuilder::new()

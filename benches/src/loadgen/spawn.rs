@@ -97,6 +97,7 @@ impl EngineProcess {
     pub fn start(
         bin: &Path,
         nats: &str,
+        prefix: &str,
         args: &[String],
         runtime: &tokio::runtime::Runtime,
     ) -> Result<EngineProcess> {
@@ -108,7 +109,7 @@ impl EngineProcess {
         }
         let log = std::env::temp_dir().join(format!("loadgen-engine-{}.log", std::process::id()));
         let child = Command::new(bin)
-            .args(["serve", "--nats", nats])
+            .args(["serve", "--nats", nats, "--subject-prefix", prefix])
             .args(args)
             .stdout(Stdio::null())
             .stderr(std::fs::File::create(&log)?)
@@ -125,7 +126,7 @@ impl EngineProcess {
                 );
             }
             if runtime
-                .block_on(super::measure::engine_stats(&client, "intent"))
+                .block_on(super::measure::engine_stats(&client, prefix))
                 .is_ok()
             {
                 return Ok(engine);

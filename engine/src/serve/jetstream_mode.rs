@@ -493,10 +493,6 @@ impl JetStreamEngine {
                 continue;
             };
             let seq = info.stream_sequence;
-            self.shared
-                .counters
-                .consumer_pending
-                .store(info.pending, Ordering::Relaxed);
             if seq < next_expected {
                 if self.progress.unprocessed.contains(&seq) {
                     // A retry of an event the core failed on.
