@@ -18,7 +18,8 @@
 //!   [`signal_defs::SignalSet`].
 //!
 //! Edges: [`replay`] runs the pipeline over JSON-lines input (the embedded,
-//! broker-free mode); [`synth`] generates realistic synthetic streams;
+//! broker-free mode); [`backtest`] measures definitions against labeled
+//! history; [`synth`] generates realistic synthetic streams;
 //! `serve` (feature `serve`) wraps the pipeline in a NATS service.
 //!
 //! ```
@@ -40,6 +41,7 @@
 //! ```
 
 pub mod actions;
+pub mod backtest;
 pub mod decay;
 pub mod dedupe;
 pub mod event;

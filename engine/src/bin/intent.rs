@@ -44,6 +44,9 @@ enum Command {
     },
     /// Write a deterministic synthetic event stream as JSON lines.
     Synth(SynthArgs),
+    /// Replay history against won/lost outcomes: how well each rule, each
+    /// signal and the score foretold them.
+    Backtest(BacktestArgs),
     /// Run the engine as a NATS service (see README "Serving over NATS").
     Serve(Box<ServeArgs>),
     /// Publish events from JSON-lines files to NATS, with `Nats-Msg-Id`.
@@ -52,6 +55,31 @@ enum Command {
     Query(QueryArgs),
     /// Print actions (or dead letters) as they arrive.
     Tail(TailArgs),
+}
+
+#[derive(Args)]
+struct BacktestArgs {
+    /// Event files (JSON lines, in time order).
+    #[arg(long, required = true, num_args = 1..)]
+    events: Vec<PathBuf>,
+    /// Outcomes: JSON lines {"account", "outcome": "won"|"lost", "ts"}.
+    #[arg(long)]
+    outcomes: PathBuf,
+    /// Signal definitions directory.
+    #[arg(long, default_value = "signal-defs")]
+    signals: PathBuf,
+    /// Take the score this many days before each outcome.
+    #[arg(long, default_value_t = 14.0)]
+    at_days: f64,
+    /// Also run these definitions and print both side by side.
+    #[arg(long)]
+    baseline: Option<PathBuf>,
+    /// How late an event may arrive and still be placed in time order.
+    #[arg(long, default_value = "10m")]
+    lateness: String,
+    /// Print the report as JSON ({"report", "baseline"}).
+    #[arg(long)]
+    json: bool,
 }
 
 /// Connection settings shared by the NATS commands.
@@ -245,6 +273,7 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay(args),
         Command::Check { dir } => check(&dir),
         Command::Synth(args) => synth_cmd(args),
+        Command::Backtest(args) => backtest_cmd(args),
         Command::Serve(args) => serve_cmd(*args),
         Command::Publish(args) => publish_cmd(args),
         Command::Query(args) => query_cmd(args),
@@ -698,5 +727,83 @@ fn tail_cmd(args: TailArgs) -> Result<ExitCode> {
         }
         Err(e) => Err(e),
         Ok(_) => Ok(ExitCode::SUCCESS),
+    }
+}
+
+fn backtest_cmd(args: BacktestArgs) -> Result<ExitCode> {
+    let text = std::fs::read_to_string(&args.outcomes)
+        .with_context(|| format!("cannot read {}", args.outcomes.display()))?;
+    let outcomes =
+        match engine::backtest::parse_outcomes(&text, &args.outcomes.display().to_string()) {
+            Ok(outcomes) => outcomes,
+            Err(errors) => {
+                for error in &errors {
+                    eprintln!("{error}");
+                }
+                bail!(
+                    "{} bad line(s) in {}",
+                    errors.len(),
+                    args.outcomes.display()
+                );
+            }
+        };
+    let config = PipelineConfig {
+        allowed_lateness_ms: parse_duration_ms(&args.lateness)
+            .map_err(|e| anyhow::anyhow!("--lateness: {e}"))?,
+        ..PipelineConfig::default()
+    };
+    let total_bytes: u64 = args
+        .events
+        .iter()
+        .filter_map(|p| std::fs::metadata(p).ok())
+        .map(|m| m.len())
+        .sum();
+    let run = |dir: &Path| -> Result<engine::backtest::Report> {
+        let defs = Arc::new(load_signals(dir)?);
+        let mut inputs: Vec<Box<dyn BufRead>> = Vec::new();
+        for path in &args.events {
+            let file =
+                File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+            inputs.push(Box::new(BufReader::with_capacity(1 << 16, file)));
+        }
+        let progress = (io::stderr().is_terminal() && total_bytes > 16 * 1024 * 1024).then(|| {
+            let bar = ProgressBar::new(total_bytes);
+            bar.set_style(
+                ProgressStyle::with_template("{msg} {bar:40} {bytes}/{total_bytes} eta {eta}")
+                    .expect("valid template"),
+            );
+            bar.set_message(dir.display().to_string());
+            bar
+        });
+        let report = engine::backtest::run(
+            defs,
+            config.clone(),
+            inputs,
+            &outcomes,
+            args.at_days,
+            |bytes| {
+                if let Some(bar) = &progress {
+                    bar.set_position(bytes);
+                }
+            },
+        )
+        .context("reading events")?;
+        if let Some(bar) = progress {
+            bar.finish_and_clear();
+        }
+        Ok(report)
+    };
+    let report = run(&args.signals)?;
+    let baseline = args.baseline.as_deref().map(run).transpose()?;
+    let text = if args.json {
+        serde_json::to_string_pretty(
+            &serde_json::json!({ "report": report, "baseline": baseline }),
+        )?
+    } else {
+        engine::backtest::to_text(&report, baseline.as_ref())
+    };
+    match writeln!(io::stdout(), "{text}") {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(ExitCode::SUCCESS),
     }
 }

@@ -480,6 +480,14 @@ impl Pipeline {
         })
     }
 
+    /// Why an account scores what it does at a given instant (decay applied
+    /// to that instant; the state is as of now).
+    pub fn explain_at(&self, account: &str, at: Timestamp) -> Option<Explanation> {
+        self.graph.with_account(account, |core| {
+            Explanation::build(&self.defs, account, core, at.millis())
+        })
+    }
+
     /// An account's whole intent graph as JSON, now.
     pub fn account_graph(&self, account: &str) -> Option<serde_json::Value> {
         let now = self.max_ts;

@@ -2,6 +2,7 @@
 //! Fixtures and signal definitions are read from the workspace root.
 
 mod analyzer;
+mod backtest;
 mod cli;
 mod golden;
 mod properties;
