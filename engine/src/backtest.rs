@@ -166,9 +166,44 @@ pub struct Report {
 
 /// What is known of an account at its decision time.
 #[derive(Debug, Clone, Default)]
-struct Snapshot {
-    score: f64,
-    signals: Vec<String>,
+pub struct Snapshot {
+    pub score: f64,
+    /// Signals contributing to the score.
+    pub signals: Vec<String>,
+    /// Each signal's capped decayed occurrences (indexed by signal).
+    pub features: Vec<f64>,
+}
+
+/// History replayed against outcomes: what each account looked like at its
+/// decision time, and when each rule first fired for it.
+pub struct History {
+    pub defs: Arc<SignalSet>,
+    pub outcomes: Vec<Outcome>,
+    pub snapshots: Vec<Snapshot>,
+    first_firing: HashMap<(String, String), i64>,
+    pub events_read: u64,
+    pub events_rejected: u64,
+    pub accounts_without_events: u64,
+    pub at_days: f64,
+}
+
+impl History {
+    /// The accounts as training examples for `tune`.
+    pub fn examples(&self) -> Vec<crate::tune::Example> {
+        self.outcomes
+            .iter()
+            .zip(&self.snapshots)
+            .map(|(o, s)| crate::tune::Example {
+                account: o.account.clone(),
+                features: if s.features.is_empty() {
+                    vec![0.0; self.defs.signals.len()]
+                } else {
+                    s.features.clone()
+                },
+                won: o.won,
+            })
+            .collect()
+    }
 }
 
 /// Runs the backtest over event readers (in order), against the outcomes.
@@ -178,9 +213,21 @@ pub fn run(
     inputs: Vec<Box<dyn BufRead + '_>>,
     outcomes: &[Outcome],
     at_days: f64,
-    mut on_progress: impl FnMut(u64),
+    on_progress: impl FnMut(u64),
 ) -> io::Result<Report> {
-    let signals_version = defs.version.to_string();
+    let history = replay_history(defs, config, inputs, outcomes, at_days, on_progress)?;
+    Ok(report(&history))
+}
+
+/// Replays the events, taking each account's snapshot at its decision time.
+pub fn replay_history(
+    defs: Arc<SignalSet>,
+    config: PipelineConfig,
+    inputs: Vec<Box<dyn BufRead + '_>>,
+    outcomes: &[Outcome],
+    at_days: f64,
+    mut on_progress: impl FnMut(u64),
+) -> io::Result<History> {
     let mut pipeline = Pipeline::new(Arc::clone(&defs), config);
     let limits = pipeline.config().limits.clone();
     let at_ms = (at_days * DAY_MS as f64) as i64;
@@ -199,12 +246,16 @@ pub fn run(
                 snapshots: &mut Vec<Option<Snapshot>>| {
         while *next < decisions.len() && decisions[*next].0 < upto {
             let (at, i) = decisions[*next];
+            let account = &outcomes[i].account;
             snapshots[i] = Some(
                 pipeline
-                    .explain_at(&outcomes[i].account, Timestamp(at))
+                    .explain_at(account, Timestamp(at))
                     .map(|e| Snapshot {
                         score: e.score,
                         signals: e.signals.iter().map(|s| s.signal.to_string()).collect(),
+                        features: pipeline
+                            .signal_features_at(account, Timestamp(at))
+                            .unwrap_or_default(),
                     })
                     .unwrap_or_default(),
             );
@@ -254,12 +305,32 @@ pub fn run(
     }
     on_progress(bytes);
     take(&pipeline, i64::MAX, &mut next_decision, &mut snapshots);
-    let rejected = pipeline.stats().rejected;
     let snapshots: Vec<Snapshot> = snapshots
         .into_iter()
         .map(Option::unwrap_or_default)
         .collect();
+    let accounts_without_events = outcomes
+        .iter()
+        .filter(|o| pipeline.graph().with_account(&o.account, |_| ()).is_none())
+        .count() as u64;
+    Ok(History {
+        events_rejected: pipeline.stats().rejected,
+        defs,
+        outcomes: outcomes.to_vec(),
+        snapshots,
+        first_firing,
+        events_read: read,
+        accounts_without_events,
+        at_days,
+    })
+}
 
+/// The measures of a replayed history.
+pub fn report(history: &History) -> Report {
+    let defs = &history.defs;
+    let outcomes = &history.outcomes;
+    let snapshots = &history.snapshots;
+    let first_firing = &history.first_firing;
     let n = outcomes.len() as u64;
     let won_total = outcomes.iter().filter(|o| o.won).count() as u64;
     let rules = defs
@@ -306,7 +377,7 @@ pub fn run(
         .iter()
         .map(|signal| {
             let (mut with, mut with_won, mut without, mut without_won) = (0u64, 0u64, 0u64, 0u64);
-            for (outcome, snapshot) in outcomes.iter().zip(&snapshots) {
+            for (outcome, snapshot) in outcomes.iter().zip(snapshots) {
                 if snapshot.signals.iter().any(|s| *s == *signal.id) {
                     with += 1;
                     with_won += outcome.won as u64;
@@ -330,21 +401,18 @@ pub fn run(
         .collect();
     let scored: Vec<(f64, bool)> = outcomes
         .iter()
-        .zip(&snapshots)
+        .zip(snapshots)
         .map(|(o, s)| (s.score, o.won))
         .collect();
-    let accounts_without_events = outcomes
-        .iter()
-        .filter(|o| pipeline.graph().with_account(&o.account, |_| ()).is_none())
-        .count() as u64;
-    Ok(Report {
-        signals_version,
-        events_read: read,
-        events_rejected: rejected,
+    let at_days = history.at_days;
+    Report {
+        signals_version: defs.version.to_string(),
+        events_read: history.events_read,
+        events_rejected: history.events_rejected,
         accounts_with_outcome: n,
         won: won_total,
         lost: n - won_total,
-        accounts_without_events,
+        accounts_without_events: history.accounts_without_events,
         rules,
         signals,
         classifier: Classifier {
@@ -354,7 +422,7 @@ pub fn run(
             precision_top_10pct: precision_at_top(&scored, 0.10).map(round3),
             calibration: calibration(&scored),
         },
-    })
+    }
 }
 
 fn ratio(a: u64, b: u64) -> Option<f64> {

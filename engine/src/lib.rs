@@ -57,6 +57,7 @@ pub mod serve;
 pub mod signal_defs;
 pub mod synth;
 pub mod time;
+pub mod tune;
 
 pub use actions::Action;
 pub use event::Event;

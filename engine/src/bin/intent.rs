@@ -47,6 +47,9 @@ enum Command {
     /// Replay history against won/lost outcomes: how well each rule, each
     /// signal and the score foretold them.
     Backtest(BacktestArgs),
+    /// Fit signal weights on labeled history (logistic regression, held-out
+    /// accounts); with --write, a new signal-defs directory with them.
+    Tune(TuneArgs),
     /// Run the engine as a NATS service (see README "Serving over NATS").
     Serve(Box<ServeArgs>),
     /// Publish events from JSON-lines files to NATS, with `Nats-Msg-Id`.
@@ -78,6 +81,40 @@ struct BacktestArgs {
     #[arg(long, default_value = "10m")]
     lateness: String,
     /// Print the report as JSON ({"report", "baseline"}).
+    #[arg(long)]
+    json: bool,
+}
+
+#[derive(Args)]
+struct TuneArgs {
+    /// Event files (JSON lines, in time order).
+    #[arg(long, required = true, num_args = 1..)]
+    events: Vec<PathBuf>,
+    /// Outcomes: JSON lines {"account", "outcome": "won"|"lost", "ts"}.
+    #[arg(long)]
+    outcomes: PathBuf,
+    /// The signal definitions to start from.
+    #[arg(long, default_value = "signal-defs")]
+    signals: PathBuf,
+    /// Features are taken this many days before each outcome.
+    #[arg(long, default_value_t = 14.0)]
+    at_days: f64,
+    /// L2 penalty.
+    #[arg(long, default_value_t = 1.0)]
+    l2: f64,
+    /// Share of accounts held out for the comparison.
+    #[arg(long, default_value_t = 0.3)]
+    holdout: f64,
+    /// Seed of the account split.
+    #[arg(long, default_value_t = 7)]
+    seed: u64,
+    /// Write a copy of --signals with the learned weights here (a new or
+    /// empty directory; never the input).
+    #[arg(long)]
+    write: Option<PathBuf>,
+    #[arg(long, default_value = "10m")]
+    lateness: String,
+    /// Print the fit as JSON.
     #[arg(long)]
     json: bool,
 }
@@ -274,6 +311,7 @@ fn main() -> ExitCode {
         Command::Check { dir } => check(&dir),
         Command::Synth(args) => synth_cmd(args),
         Command::Backtest(args) => backtest_cmd(args),
+        Command::Tune(args) => tune_cmd(args),
         Command::Serve(args) => serve_cmd(*args),
         Command::Publish(args) => publish_cmd(args),
         Command::Query(args) => query_cmd(args),
@@ -806,4 +844,115 @@ fn backtest_cmd(args: BacktestArgs) -> Result<ExitCode> {
         Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e.into()),
         _ => Ok(ExitCode::SUCCESS),
     }
+}
+
+fn read_outcomes(path: &Path) -> Result<Vec<engine::backtest::Outcome>> {
+    let text =
+        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
+    engine::backtest::parse_outcomes(&text, &path.display().to_string()).map_err(|errors| {
+        for error in &errors {
+            eprintln!("{error}");
+        }
+        anyhow::anyhow!("{} bad line(s) in {}", errors.len(), path.display())
+    })
+}
+
+fn tune_cmd(args: TuneArgs) -> Result<ExitCode> {
+    if !(0.0..1.0).contains(&args.holdout) || args.l2 < 0.0 {
+        bail!("--holdout must be in [0, 1) and --l2 not negative");
+    }
+    let outcomes = read_outcomes(&args.outcomes)?;
+    let defs = Arc::new(load_signals(&args.signals)?);
+    let config = PipelineConfig {
+        allowed_lateness_ms: parse_duration_ms(&args.lateness)
+            .map_err(|e| anyhow::anyhow!("--lateness: {e}"))?,
+        ..PipelineConfig::default()
+    };
+    let mut inputs: Vec<Box<dyn BufRead>> = Vec::new();
+    for path in &args.events {
+        let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        inputs.push(Box::new(BufReader::with_capacity(1 << 16, file)));
+    }
+    let history = engine::backtest::replay_history(
+        Arc::clone(&defs),
+        config,
+        inputs,
+        &outcomes,
+        args.at_days,
+        |_| {},
+    )
+    .context("reading events")?;
+    let names: Vec<String> = defs.signals.iter().map(|s| s.id.to_string()).collect();
+    let current: Vec<f64> = defs.signals.iter().map(|s| s.weight).collect();
+    let fit = engine::tune::tune(
+        &names,
+        &current,
+        &history.examples(),
+        &engine::tune::TuneConfig {
+            l2: args.l2,
+            holdout: args.holdout,
+            seed: args.seed,
+        },
+    );
+    let mut out = String::new();
+    use std::fmt::Write as _;
+    let auc = |x: Option<f64>| x.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into());
+    if args.json {
+        out = serde_json::to_string_pretty(&fit)?;
+    } else {
+        let _ = writeln!(
+            out,
+            "tune: {} accounts ({} for fitting, {} held out, seed {}), features {} days before the outcome, L2 {}",
+            fit.train_accounts + fit.holdout_accounts,
+            fit.train_accounts,
+            fit.holdout_accounts,
+            args.seed,
+            args.at_days,
+            args.l2
+        );
+        let _ = writeln!(
+            out,
+            "held-out ROC AUC: current weights {}, learned weights {} (learned on the fitting accounts: {})\n",
+            auc(fit.holdout_auc_current),
+            auc(fit.holdout_auc_learned),
+            auc(fit.train_auc_learned)
+        );
+        let _ = writeln!(
+            out,
+            "{:<28} {:>9} {:>9} {:>9}",
+            "signal", "current", "learned", "change"
+        );
+        for ((name, cur), new) in fit.signals.iter().zip(&fit.current).zip(&fit.learned) {
+            let _ = writeln!(out, "{name:<28} {cur:>9.2} {new:>9.2} {:>+9.2}", new - cur);
+        }
+    }
+    match writeln!(io::stdout(), "{out}") {
+        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => return Err(e.into()),
+        _ => {}
+    }
+    if let Some(dir) = &args.write {
+        let weights: std::collections::BTreeMap<String, f64> = fit
+            .signals
+            .iter()
+            .cloned()
+            .zip(fit.learned.iter().copied())
+            .collect();
+        let changes = engine::signal_defs::rewrite::write_weights(&args.signals, dir, &weights)
+            .map_err(anyhow::Error::msg)?;
+        eprintln!("wrote {} ({} lines changed):", dir.display(), changes.len());
+        for change in &changes {
+            eprintln!(
+                "  {}:{}: {}  ->  {}",
+                change.file.display(),
+                change.line,
+                change.before.trim(),
+                change.after.trim()
+            );
+        }
+        // The new set must pass what `intent check` checks.
+        let set = SignalSet::load(dir)
+            .map_err(|errors| anyhow::anyhow!("the written definitions do not load:\n{errors}"))?;
+        eprintln!("{}", set.summary());
+    }
+    Ok(ExitCode::SUCCESS)
 }

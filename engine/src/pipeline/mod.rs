@@ -488,6 +488,20 @@ impl Pipeline {
         })
     }
 
+    /// Each signal's capped decayed occurrences for an account at an instant
+    /// (indexed by signal; what the weights multiply in the score).
+    pub fn signal_features_at(&self, account: &str, at: Timestamp) -> Option<Vec<f64>> {
+        self.graph.with_account(account, |core| {
+            let mut features = vec![0.0; self.defs.signals.len()];
+            for s in &core.signals {
+                let def = &self.defs.signals[s.signal as usize];
+                features[s.signal as usize] =
+                    s.value.value_at(at.millis(), def.half_life_ms).min(def.cap);
+            }
+            features
+        })
+    }
+
     /// An account's whole intent graph as JSON, now.
     pub fn account_graph(&self, account: &str) -> Option<serde_json::Value> {
         let now = self.max_ts;

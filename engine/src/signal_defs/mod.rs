@@ -7,6 +7,7 @@
 
 mod compile;
 pub mod raw;
+pub mod rewrite;
 
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -9,6 +9,7 @@ mod properties;
 mod reorder;
 mod schema;
 mod signal_defs;
+mod tune;
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, OnceLock};
