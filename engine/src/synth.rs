@@ -49,6 +49,21 @@ impl Corpus {
         }
     }
 
+    /// Reads the corpus files from a directory (`email-en.jsonl`,
+    /// `ami-utterances.txt`, `zh-reviews.txt`, as in `fixtures/corpus/`).
+    pub fn from_dir(dir: &std::path::Path) -> Result<Corpus, String> {
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read_to_string(&path)
+                .map_err(|e| format!("cannot read corpus file {}: {e}", path.display()))
+        };
+        Ok(Corpus::from_texts(
+            &read("email-en.jsonl")?,
+            &read("ami-utterances.txt")?,
+            &read("zh-reviews.txt")?,
+        ))
+    }
+
     /// A tiny built-in corpus, for when no files are at hand.
     pub fn minimal() -> Corpus {
         Corpus {
@@ -60,6 +75,28 @@ impl Corpus {
             chinese: vec!["这个产品质量很好，物流也很快。".into()],
         }
     }
+}
+
+/// Parses a mix of kinds, `web=80,email=15,transcript=5`, into shares of
+/// web, e-mail and transcript events (unnamed kinds get 0).
+pub fn parse_mix(text: &str) -> Result<[u32; 3], String> {
+    let mut mix = [0u32; 3];
+    for part in text.split(',') {
+        let (kind, share) = part
+            .split_once('=')
+            .ok_or_else(|| format!("'{part}' is not kind=share"))?;
+        let share: u32 = share
+            .trim()
+            .parse()
+            .map_err(|_| format!("bad share in '{part}'"))?;
+        match kind.trim() {
+            "web" => mix[0] = share,
+            "email" => mix[1] = share,
+            "transcript" => mix[2] = share,
+            other => return Err(format!("unknown kind '{other}' (web, email, transcript)")),
+        }
+    }
+    Ok(mix)
 }
 
 /// Shape of the stream.
@@ -218,6 +255,15 @@ pub fn generate(config: &SynthConfig, corpus: &Corpus, mut emit: impl FnMut(Valu
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn mixes_parse_and_bad_ones_say_why() {
+        assert_eq!(parse_mix("web=80,email=15,transcript=5"), Ok([80, 15, 5]));
+        assert_eq!(parse_mix("email=1"), Ok([0, 1, 0]));
+        assert!(parse_mix("fax=3").unwrap_err().contains("fax"));
+        assert!(parse_mix("web").unwrap_err().contains("kind=share"));
+        assert!(parse_mix("web=x").unwrap_err().contains("bad share"));
+    }
 
     #[test]
     fn same_seed_same_stream_and_mix_is_respected() {

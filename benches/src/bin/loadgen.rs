@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, Context as _, Result};
+use anyhow::Result;
 use clap::Parser;
 
 use benches::loadgen::measure::{self, RunConfig, Target};
@@ -118,26 +118,6 @@ fn duration(flag: &str, text: &str) -> Result<Duration> {
     Ok(Duration::from_millis(ms as u64))
 }
 
-fn parse_mix(text: &str) -> Result<[u32; 3]> {
-    let mut mix = [0u32; 3];
-    for part in text.split(',') {
-        let (kind, share) = part
-            .split_once('=')
-            .with_context(|| format!("--mix: '{part}' is not kind=share"))?;
-        let share: u32 = share
-            .trim()
-            .parse()
-            .with_context(|| format!("--mix: bad share in '{part}'"))?;
-        match kind.trim() {
-            "web" => mix[0] = share,
-            "email" => mix[1] = share,
-            "transcript" => mix[2] = share,
-            other => bail!("--mix: unknown kind '{other}' (web, email, transcript)"),
-        }
-    }
-    Ok(mix)
-}
-
 fn run(args: Args) -> Result<()> {
     let run_for = duration("duration", &args.duration)?;
     let drain = duration("drain", &args.drain)?;
@@ -145,7 +125,7 @@ fn run(args: Args) -> Result<()> {
     let slo = duration("slo-p99", &args.slo_p99)?;
     let lateness_ms =
         parse_duration_ms(&args.lateness).map_err(|e| anyhow::anyhow!("--lateness: {e}"))?;
-    let mix = parse_mix(&args.mix)?;
+    let mix = engine::synth::parse_mix(&args.mix).map_err(|e| anyhow::anyhow!("--mix: {e}"))?;
     let rates = if args.sweep.is_empty() {
         vec![args.rate]
     } else {
@@ -156,16 +136,7 @@ fn run(args: Args) -> Result<()> {
         SignalSet::load(&args.signals)
             .map_err(|e| anyhow::anyhow!("{}:\n{e}", args.signals.display()))?,
     );
-    let read = |name: &str| {
-        let path = args.corpus.join(name);
-        std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read corpus file {}", path.display()))
-    };
-    let corpus = Corpus::from_texts(
-        &read("email-en.jsonl")?,
-        &read("ami-utterances.txt")?,
-        &read("zh-reviews.txt")?,
-    );
+    let corpus = Corpus::from_dir(&args.corpus).map_err(anyhow::Error::msg)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

@@ -491,32 +491,8 @@ fn replay(args: ReplayArgs) -> Result<ExitCode> {
 }
 
 fn synth_cmd(args: SynthArgs) -> Result<ExitCode> {
-    let mut mix = [0u32; 3];
-    for part in args.mix.split(',') {
-        let (kind, share) = part
-            .split_once('=')
-            .with_context(|| format!("--mix: '{part}' is not kind=share"))?;
-        let share: u32 = share
-            .trim()
-            .parse()
-            .with_context(|| format!("--mix: bad share in '{part}'"))?;
-        match kind.trim() {
-            "web" => mix[0] = share,
-            "email" => mix[1] = share,
-            "transcript" => mix[2] = share,
-            other => bail!("--mix: unknown kind '{other}' (web, email, transcript)"),
-        }
-    }
-    let read = |name: &str| {
-        let path = args.corpus.join(name);
-        std::fs::read_to_string(&path)
-            .with_context(|| format!("cannot read corpus file {}", path.display()))
-    };
-    let corpus = Corpus::from_texts(
-        &read("email-en.jsonl")?,
-        &read("ami-utterances.txt")?,
-        &read("zh-reviews.txt")?,
-    );
+    let mix = synth::parse_mix(&args.mix).map_err(|e| anyhow::anyhow!("--mix: {e}"))?;
+    let corpus = Corpus::from_dir(&args.corpus).map_err(anyhow::Error::msg)?;
     let config = SynthConfig {
         seed: args.seed,
         n_events: args.events,
@@ -769,22 +745,7 @@ fn tail_cmd(args: TailArgs) -> Result<ExitCode> {
 }
 
 fn backtest_cmd(args: BacktestArgs) -> Result<ExitCode> {
-    let text = std::fs::read_to_string(&args.outcomes)
-        .with_context(|| format!("cannot read {}", args.outcomes.display()))?;
-    let outcomes =
-        match engine::backtest::parse_outcomes(&text, &args.outcomes.display().to_string()) {
-            Ok(outcomes) => outcomes,
-            Err(errors) => {
-                for error in &errors {
-                    eprintln!("{error}");
-                }
-                bail!(
-                    "{} bad line(s) in {}",
-                    errors.len(),
-                    args.outcomes.display()
-                );
-            }
-        };
+    let outcomes = read_outcomes(&args.outcomes)?;
     let config = PipelineConfig {
         allowed_lateness_ms: parse_duration_ms(&args.lateness)
             .map_err(|e| anyhow::anyhow!("--lateness: {e}"))?,
@@ -798,12 +759,7 @@ fn backtest_cmd(args: BacktestArgs) -> Result<ExitCode> {
         .sum();
     let run = |dir: &Path| -> Result<engine::backtest::Report> {
         let defs = Arc::new(load_signals(dir)?);
-        let mut inputs: Vec<Box<dyn BufRead>> = Vec::new();
-        for path in &args.events {
-            let file =
-                File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-            inputs.push(Box::new(BufReader::with_capacity(1 << 16, file)));
-        }
+        let inputs = open_events(&args.events)?;
         let progress = (io::stderr().is_terminal() && total_bytes > 16 * 1024 * 1024).then(|| {
             let bar = ProgressBar::new(total_bytes);
             bar.set_style(
@@ -846,6 +802,18 @@ fn backtest_cmd(args: BacktestArgs) -> Result<ExitCode> {
     }
 }
 
+/// The event files, opened in order.
+fn open_events(paths: &[PathBuf]) -> Result<Vec<Box<dyn BufRead>>> {
+    paths
+        .iter()
+        .map(|path| {
+            let file =
+                File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+            Ok(Box::new(BufReader::with_capacity(1 << 16, file)) as Box<dyn BufRead>)
+        })
+        .collect()
+}
+
 fn read_outcomes(path: &Path) -> Result<Vec<engine::backtest::Outcome>> {
     let text =
         std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
@@ -868,11 +836,7 @@ fn tune_cmd(args: TuneArgs) -> Result<ExitCode> {
             .map_err(|e| anyhow::anyhow!("--lateness: {e}"))?,
         ..PipelineConfig::default()
     };
-    let mut inputs: Vec<Box<dyn BufRead>> = Vec::new();
-    for path in &args.events {
-        let file = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-        inputs.push(Box::new(BufReader::with_capacity(1 << 16, file)));
-    }
+    let inputs = open_events(&args.events)?;
     let history = engine::backtest::replay_history(
         Arc::clone(&defs),
         config,

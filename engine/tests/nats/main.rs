@@ -225,6 +225,27 @@ fn synthetic_events() -> &'static (PathBuf, PathBuf, PathBuf, usize) {
     })
 }
 
+/// `intent publish` of a file on its own thread (the test goes on meanwhile).
+fn publish_in_background(
+    server: &NatsServer,
+    path: &std::path::Path,
+) -> std::thread::JoinHandle<()> {
+    let url = server.url();
+    let path = path.to_path_buf();
+    std::thread::spawn(move || {
+        let out = Command::new(intent_bin())
+            .args(["publish", "--nats", &url])
+            .arg(&path)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    })
+}
+
 /// Waits until the consumer has nothing pending or unacknowledged.
 async fn wait_drained(client: &async_nats::Client) {
     let js = jetstream::new(client.clone());
@@ -308,20 +329,7 @@ async fn sigkill_mid_stream_loses_nothing_and_repeats_nothing() {
     let server = NatsServer::start();
     let mut engine = Engine::start(&server, &[], &[]).await;
     let client = connect(&server).await;
-    let url = server.url();
-    let all = all.clone();
-    let publisher = std::thread::spawn(move || {
-        let out = Command::new(intent_bin())
-            .args(["publish", "--nats", &url])
-            .arg(&all)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    });
+    let publisher = publish_in_background(&server, all);
     wait_for(
         &client,
         "a third of the stream",
@@ -744,20 +752,7 @@ async fn sigterm_mid_stream_exits_zero_and_a_restart_loses_nothing() {
     let server = NatsServer::start();
     let mut engine = Engine::start(&server, &[], &[]).await;
     let client = connect(&server).await;
-    let url = server.url();
-    let all = all.clone();
-    let publisher = std::thread::spawn(move || {
-        let out = Command::new(intent_bin())
-            .args(["publish", "--nats", &url])
-            .arg(&all)
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    });
+    let publisher = publish_in_background(&server, all);
     wait_for(
         &client,
         "a third of the stream",
