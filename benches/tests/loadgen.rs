@@ -35,13 +35,16 @@ fn workload(rate: f64, secs: f64, run_id: &str) -> Workload {
         .as_millis() as i64;
     workload::build(
         &WorkloadConfig {
-            seed: 11,
-            n_events: (rate * secs) as usize,
-            n_accounts: 300,
-            zipf: 1.1,
-            mix: [80, 15, 5],
-            intent_share: 0.3,
-            start: Timestamp(now_ms),
+            synth: engine::synth::SynthConfig {
+                seed: 11,
+                n_events: (rate * secs) as usize,
+                n_accounts: 300,
+                zipf: 1.1,
+                mix: [80, 15, 5],
+                intent_share: 0.3,
+                start: Timestamp(now_ms),
+                step_ms: 0,
+            },
             rate,
             run_id: run_id.into(),
             lateness_ms: 600_000,

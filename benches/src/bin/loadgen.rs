@@ -18,7 +18,7 @@ use benches::loadgen::report::{self, Report, Row};
 use benches::loadgen::spawn::{EngineProcess, NatsServer};
 use benches::loadgen::workload::{self, WorkloadConfig};
 use engine::serve::subjects::Subjects;
-use engine::synth::Corpus;
+use engine::synth::{Corpus, SynthConfig};
 use engine::time::{parse_duration_ms, Timestamp};
 use engine::SignalSet;
 
@@ -193,13 +193,16 @@ fn run(args: Args) -> Result<()> {
             let run_id = format!("{:x}{k}{tag}", now_ms % 0xffff_ffff);
             Ok(workload::build(
                 &WorkloadConfig {
-                    seed: args.seed,
-                    n_events,
-                    n_accounts: args.accounts,
-                    zipf: args.zipf,
-                    mix,
-                    intent_share: args.intent_share,
-                    start: Timestamp(now_ms),
+                    synth: SynthConfig {
+                        seed: args.seed,
+                        n_events,
+                        n_accounts: args.accounts,
+                        zipf: args.zipf,
+                        mix,
+                        intent_share: args.intent_share,
+                        start: Timestamp(now_ms),
+                        step_ms: 0,
+                    },
                     rate,
                     run_id,
                     lateness_ms,

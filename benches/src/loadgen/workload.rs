@@ -9,22 +9,15 @@ use std::sync::Arc;
 use bytes::Bytes;
 use engine::serve::subjects::Subjects;
 use engine::synth::{self, Corpus, SynthConfig};
-use engine::time::Timestamp;
 use engine::{Pipeline, PipelineConfig, SignalSet};
 
 /// What to generate.
 #[derive(Debug, Clone)]
 pub struct WorkloadConfig {
-    pub seed: u64,
-    pub n_events: usize,
-    pub n_accounts: usize,
-    pub zipf: f64,
-    /// Relative shares of web, e-mail and transcript events.
-    pub mix: [u32; 3],
-    /// Share of events built to carry intent (so that rules fire).
-    pub intent_share: f64,
-    /// Event time of the first event (the run's wall-clock start).
-    pub start: Timestamp,
+    /// The synthetic stream: seed, size, accounts, mix, intent share, and
+    /// `start` = the run's wall-clock start (its `step_ms` is replaced by
+    /// the schedule's).
+    pub synth: SynthConfig,
     /// Events per second: event time advances with the schedule.
     pub rate: f64,
     /// Tag in every id and account, so runs against one engine do not
@@ -75,19 +68,10 @@ pub fn build(
     subjects: &Subjects,
 ) -> Workload {
     let step_ms = (1000.0 / config.rate.max(1e-3)).max(0.0);
-    let synth_config = SynthConfig {
-        seed: config.seed,
-        n_events: config.n_events,
-        n_accounts: config.n_accounts,
-        zipf: config.zipf,
-        mix: config.mix,
-        intent_share: config.intent_share,
-        start: config.start,
-        step_ms: 0,
-    };
-    let mut events = Vec::with_capacity(config.n_events);
+    let start = config.synth.start;
+    let mut events = Vec::with_capacity(config.synth.n_events);
     let mut i = 0usize;
-    synth::generate(&synth_config, corpus, |mut event| {
+    synth::generate(&config.synth, corpus, |mut event| {
         let id = event_id(&config.run_id, i);
         let account = format!(
             "{}-{}",
@@ -96,7 +80,7 @@ pub fn build(
         );
         event["id"] = id.clone().into();
         event["account"] = account.clone().into();
-        event["ts"] = (config.start.millis() + (i as f64 * step_ms) as i64).into();
+        event["ts"] = (start.millis() + (i as f64 * step_ms) as i64).into();
         if let Some(contact) = event.get_mut("contact") {
             if let Some(cid) = contact["id"].as_str() {
                 contact["id"] = format!("{}-{cid}", config.run_id).into();
@@ -146,6 +130,7 @@ pub fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use engine::time::Timestamp;
 
     #[test]
     fn ids_round_trip_and_foreign_ids_do_not_match() {
@@ -158,13 +143,16 @@ mod tests {
     #[test]
     fn the_workload_is_deterministic_and_fires_rules() {
         let config = WorkloadConfig {
-            seed: 3,
-            n_events: 3_000,
-            n_accounts: 200,
-            zipf: 1.1,
-            mix: [80, 15, 5],
-            intent_share: 0.2,
-            start: Timestamp(1_780_000_000_000),
+            synth: SynthConfig {
+                seed: 3,
+                n_events: 3_000,
+                n_accounts: 200,
+                zipf: 1.1,
+                mix: [80, 15, 5],
+                intent_share: 0.2,
+                start: Timestamp(1_780_000_000_000),
+                step_ms: 0,
+            },
             rate: 1000.0,
             run_id: "t1".into(),
             lateness_ms: 600_000,

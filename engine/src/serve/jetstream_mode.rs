@@ -172,7 +172,7 @@ impl RangeReader {
             }
             self.done = seq >= self.to || info.pending == 0;
             chunk.push(Inbound {
-                subject: message.subject.to_string(),
+                subject: message.subject.clone(),
                 payload: message.payload.clone(),
                 seq,
             });
@@ -560,7 +560,7 @@ impl JetStreamEngine {
 
     fn inbound(&self, message: &jetstream::Message, seq: u64) -> Inbound {
         Inbound {
-            subject: message.subject.to_string(),
+            subject: message.subject.clone(),
             payload: message.payload.clone(),
             seq,
         }
@@ -827,7 +827,7 @@ impl JetStreamEngine {
             }
         };
         let inbound = Inbound {
-            subject: message.subject.to_string(),
+            subject: message.subject.clone(),
             payload: message.payload.clone(),
             seq,
         };

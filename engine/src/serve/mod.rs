@@ -304,10 +304,10 @@ async fn run_core(
                 let received = Instant::now();
                 last_message = received;
                 batch.clear();
-                batch.push(Inbound { subject: first.subject.to_string(), payload: first.payload, seq: 0 });
+                batch.push(Inbound { subject: first.subject, payload: first.payload, seq: 0 });
                 while batch.len() < config.batch {
                     match sub.next().now_or_never() {
-                        Some(Some(m)) => batch.push(Inbound { subject: m.subject.to_string(), payload: m.payload, seq: 0 }),
+                        Some(Some(m)) => batch.push(Inbound { subject: m.subject, payload: m.payload, seq: 0 }),
                         _ => break,
                     }
                 }

@@ -22,7 +22,8 @@ use crate::{Action, Pipeline, Timestamp};
 /// One message taken from NATS.
 #[derive(Debug, Clone)]
 pub struct Inbound {
-    pub subject: String,
+    /// As the client received it (shared bytes: no copy per message).
+    pub subject: async_nats::Subject,
     pub payload: Bytes,
     /// Stream sequence (JetStream mode; 0 in core mode).
     pub seq: u64,
@@ -183,8 +184,7 @@ impl Shared {
                 }
             };
         }
-        let limits = pipeline.config().limits.clone();
-        let checked = decode_with(&inbound.payload, &limits).and_then(|event| {
+        let checked = decode_with(&inbound.payload, &pipeline.config().limits).and_then(|event| {
             check_subject(
                 subject_kind,
                 subject_account,
@@ -242,7 +242,7 @@ impl Shared {
             error: error.to_string(),
             field: field.map(str::to_string),
             seq: inbound.seq,
-            origin: inbound.subject.clone(),
+            origin: inbound.subject.to_string(),
         }
     }
 
@@ -378,9 +378,6 @@ pub fn wall_advance(
     let watermark = wall_now_ms.saturating_sub(lateness_ms);
     (next_deadline?.millis() <= watermark).then_some(Timestamp(watermark))
 }
-
-/// Shared handle.
-pub type SharedRef = Arc<Shared>;
 
 #[cfg(test)]
 mod tests {
