@@ -168,6 +168,10 @@ pub struct Report {
 #[derive(Debug, Clone, Default)]
 pub struct Snapshot {
     pub score: f64,
+    /// The raw sum `S` behind the score. Accounts are ranked by it: it
+    /// orders them as the score does where the score is above 0, and keeps
+    /// their order where negative weights take `S` below 0 (score 0).
+    pub raw: f64,
     /// Signals contributing to the score.
     pub signals: Vec<String>,
     /// Each signal's capped decayed occurrences (indexed by signal).
@@ -252,6 +256,7 @@ pub fn replay_history(
                     .explain_at(account, Timestamp(at))
                     .map(|e| Snapshot {
                         score: e.score,
+                        raw: e.raw,
                         signals: e.signals.iter().map(|s| s.signal.to_string()).collect(),
                         features: pipeline
                             .signal_features_at(account, Timestamp(at))
@@ -399,6 +404,11 @@ pub fn report(history: &History) -> Report {
             }
         })
         .collect();
+    let ranked: Vec<(f64, bool)> = outcomes
+        .iter()
+        .zip(snapshots)
+        .map(|(o, s)| (s.raw, o.won))
+        .collect();
     let scored: Vec<(f64, bool)> = outcomes
         .iter()
         .zip(snapshots)
@@ -418,8 +428,8 @@ pub fn report(history: &History) -> Report {
         classifier: Classifier {
             at_days,
             accounts: n,
-            roc_auc: roc_auc(&scored).map(round3),
-            precision_top_10pct: precision_at_top(&scored, 0.10).map(round3),
+            roc_auc: roc_auc(&ranked).map(round3),
+            precision_top_10pct: precision_at_top(&ranked, 0.10).map(round3),
             calibration: calibration(&scored),
         },
     }

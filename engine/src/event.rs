@@ -131,16 +131,20 @@ pub enum CrmType {
     StageChanged,
     DealWon,
     DealLost,
+    /// A phone call the CRM logged (its length and the like in `attrs`);
+    /// what was said, when recorded, arrives as transcript events.
+    CallLogged,
 }
 
 impl CrmType {
-    pub const ALL: [CrmType; 6] = [
+    pub const ALL: [CrmType; 7] = [
         CrmType::FirstTouch,
         CrmType::ContactTitleChanged,
         CrmType::ContactLeft,
         CrmType::StageChanged,
         CrmType::DealWon,
         CrmType::DealLost,
+        CrmType::CallLogged,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -151,6 +155,7 @@ impl CrmType {
             CrmType::StageChanged => "stage_changed",
             CrmType::DealWon => "deal_won",
             CrmType::DealLost => "deal_lost",
+            CrmType::CallLogged => "call_logged",
         }
     }
 
@@ -186,8 +191,6 @@ pub struct WebEvent<'a> {
     pub dwell_ms: Option<u64>,
     pub action: Option<WebAction>,
     pub referrer: Option<Cow<'a, str>>,
-    /// Free numeric attributes, e.g. `video_views`.
-    pub attrs: Vec<(Cow<'a, str>, f64)>,
     /// Free text such as comments.
     pub text: Option<Cow<'a, str>>,
 }
@@ -233,6 +236,10 @@ pub struct Event<'a> {
     pub ts: Timestamp,
     pub account: Cow<'a, str>,
     pub contact: Option<Contact<'a>>,
+    /// Free numeric attributes of any kind of event, e.g. `video_views` on a
+    /// page or `call_duration_s` on a call; signal conditions and
+    /// attribute rules test them.
+    pub attrs: Vec<(Cow<'a, str>, f64)>,
     pub body: Body<'a>,
 }
 
@@ -244,6 +251,14 @@ impl Event<'_> {
             Body::Transcript(_) => Kind::Transcript,
             Body::Crm(_) => Kind::Crm,
         }
+    }
+
+    /// The value of a numeric attribute, when the event carries it.
+    pub fn attr(&self, name: &str) -> Option<f64> {
+        self.attrs
+            .iter()
+            .find(|(k, _)| k.as_ref() == name)
+            .map(|(_, v)| *v)
     }
 
     /// Whether this event is the customer reaching out or engaging: a web
@@ -274,6 +289,14 @@ impl Event<'_> {
             put_opt(&mut c, "email", &contact.email);
             out.insert("contact".into(), Value::Object(c));
         }
+        if !self.attrs.is_empty() {
+            let attrs: Map<String, Value> = self
+                .attrs
+                .iter()
+                .map(|(k, v)| (k.to_string(), json!(v)))
+                .collect();
+            out.insert("attrs".into(), Value::Object(attrs));
+        }
         match &self.body {
             Body::Web(web) => {
                 out.insert("url".into(), json!(web.url));
@@ -285,14 +308,6 @@ impl Event<'_> {
                     out.insert("action".into(), json!(action.as_str()));
                 }
                 put_opt(&mut out, "referrer", &web.referrer);
-                if !web.attrs.is_empty() {
-                    let attrs: Map<String, Value> = web
-                        .attrs
-                        .iter()
-                        .map(|(k, v)| (k.to_string(), json!(v)))
-                        .collect();
-                    out.insert("attrs".into(), Value::Object(attrs));
-                }
                 put_opt(&mut out, "text", &web.text);
             }
             Body::Email(email) => {

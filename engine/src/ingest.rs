@@ -366,6 +366,16 @@ impl Validator<'_> {
                 ))
             }
         };
+        let attrs = match raw.take("attrs") {
+            None => Vec::new(),
+            Some(Loose::Object(obj)) => self.attrs(obj)?,
+            Some(other) => {
+                return Err(DecodeError::invalid(
+                    "attrs",
+                    format!("expected an object of numbers, got {}", other.type_name()),
+                ))
+            }
+        };
         let body = match kind {
             Kind::Web => Body::Web(self.web(raw)?),
             Kind::Email => Body::Email(self.email(raw)?),
@@ -377,6 +387,7 @@ impl Validator<'_> {
             ts,
             account,
             contact,
+            attrs,
             body,
         })
     }
@@ -404,16 +415,6 @@ impl Validator<'_> {
                 ))
             }
         };
-        let attrs = match raw.take("attrs") {
-            None => Vec::new(),
-            Some(Loose::Object(obj)) => self.attrs(obj)?,
-            Some(other) => {
-                return Err(DecodeError::invalid(
-                    "attrs",
-                    format!("expected an object of numbers, got {}", other.type_name()),
-                ))
-            }
-        };
         let title = self.opt_short(raw, "title")?;
         let referrer = self.opt_short(raw, "referrer")?;
         let text = self.opt_long(raw, "text")?;
@@ -423,7 +424,6 @@ impl Validator<'_> {
             dwell_ms,
             action,
             referrer,
-            attrs,
             text,
         })
     }
@@ -461,7 +461,7 @@ impl Validator<'_> {
             "type",
             &type_text,
             CrmType::parse,
-            "first_touch, contact_title_changed, contact_left, stage_changed, deal_won, deal_lost",
+            "first_touch, contact_title_changed, contact_left, stage_changed, deal_won, deal_lost, call_logged",
         )?;
         let old_title = self.opt_short(raw, "old_title")?;
         let new_title = self.opt_short(raw, "new_title")?;
@@ -718,8 +718,24 @@ mod tests {
         };
         assert_eq!(web.dwell_ms, Some(200_000));
         assert_eq!(web.action, Some(WebAction::View));
-        assert_eq!(web.attrs, vec![(Cow::Borrowed("video_views"), 520_000.0)]);
+        assert_eq!(event.attrs, vec![(Cow::Borrowed("video_views"), 520_000.0)]);
         assert_eq!(event.contact.unwrap().title.as_deref(), Some("CTO"));
+    }
+
+    #[test]
+    fn every_kind_carries_attrs() {
+        let input = r#"{"id":"c1","ts":1,"account":"a","kind":"transcript","text":"hello",
+            "speaker_role":"customer","attrs":{"call_duration_s":312,"prior_contacts":2.5}}"#;
+        let event = decode(input.as_bytes()).unwrap();
+        assert_eq!(event.attr("call_duration_s"), Some(312.0));
+        assert_eq!(event.attr("prior_contacts"), Some(2.5));
+        assert_eq!(event.attr("missing"), None);
+        let crm = r#"{"id":"c2","ts":1,"account":"a","kind":"crm","type":"stage_changed",
+            "attrs":{"campaign_touches":"three"}}"#;
+        assert_eq!(
+            decode(crm.as_bytes()).unwrap_err().to_string(),
+            "attrs.campaign_touches: expected a number, got 'three'"
+        );
     }
 
     #[test]

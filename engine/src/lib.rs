@@ -19,7 +19,8 @@
 //!
 //! Edges: [`replay`] runs the pipeline over JSON-lines input (the embedded,
 //! broker-free mode); [`backtest`] measures definitions against labeled
-//! history; [`synth`] generates realistic synthetic streams;
+//! history, [`tune`] fits signal weights on it and [`datasets`] converts
+//! public labeled data into it; [`synth`] generates realistic synthetic streams;
 //! `serve` (feature `serve`) wraps the pipeline in a NATS service.
 //!
 //! ```
@@ -42,6 +43,7 @@
 
 pub mod actions;
 pub mod backtest;
+pub mod datasets;
 pub mod decay;
 pub mod dedupe;
 pub mod event;

@@ -188,7 +188,11 @@ impl Extractor {
             self.title_cache_version = Some(defs.version.clone());
         }
         let mut topics = Vec::new();
-        let mut attrs = Vec::new();
+        let attrs = event
+            .attrs
+            .iter()
+            .map(|(k, v)| (Box::from(k.as_ref()), *v))
+            .collect();
         let mut crm = None;
         match &event.body {
             Body::Web(web) => {
@@ -218,11 +222,6 @@ impl Extractor {
                 if let Some(text) = &web.text {
                     self.match_field(defs, text, FieldSet::TEXT);
                 }
-                attrs = web
-                    .attrs
-                    .iter()
-                    .map(|(k, v)| (Box::from(k.as_ref()), *v))
-                    .collect();
             }
             Body::Email(email) => {
                 if let Some(subject) = &email.subject {
@@ -449,6 +448,9 @@ impl Extractor {
                     }
                 }
             }
+        }
+        if !when.attrs.iter().all(|t| t.holds(event.attr(&t.name))) {
+            return None;
         }
         if !when.contact_title.is_empty() {
             let title = contact.and_then(|c| c.title.as_deref());

@@ -10,10 +10,10 @@ use regex::Regex;
 use sha2::{Digest, Sha256};
 use toml::Spanned;
 
-use super::raw::{RawCondition, RawFile, RawRule, RawSignal};
+use super::raw::{RawAttrTest, RawCondition, RawFile, RawRule, RawSignal};
 use super::{
-    action_bit, crm_bit, kind_bit, Condition, DefError, DefErrors, FieldSet, Library, Mask,
-    RuleDef, RuleKind, ScoreConfig, SignalDef, SignalIdx, SignalSet,
+    action_bit, crm_bit, kind_bit, AttrTest, Condition, DefError, DefErrors, FieldSet, Library,
+    Mask, RuleDef, RuleKind, ScoreConfig, SignalDef, SignalIdx, SignalSet,
 };
 use crate::event::{CrmType, Direction, Kind, SpeakerRole, WebAction};
 use crate::extract::analyzer::Analyzer;
@@ -687,6 +687,12 @@ impl Compiler {
             c.contact_title.iter().flatten(),
             libraries,
         );
+        let attrs = c
+            .attrs
+            .iter()
+            .flatten()
+            .filter_map(|t| self.attr_test(at, t))
+            .collect();
         Some(Condition {
             kinds,
             url,
@@ -699,6 +705,51 @@ impl Compiler {
             libraries: library_ids,
             fields,
             contact_title,
+            attrs,
+        })
+    }
+
+    fn attr_test(&mut self, at: &At<'_>, test: &Spanned<RawAttrTest>) -> Option<AttrTest> {
+        let t = test.get_ref();
+        let name = t.name.get_ref();
+        if name.is_empty() || name.len() > 64 {
+            at.err(self, &t.name, "attrs: attribute names are 1-64 bytes");
+            return None;
+        }
+        let bound = |cx: &mut Compiler, b: &Option<Spanned<f64>>, which: &str, open: f64| match b {
+            None => Some(open),
+            Some(v) if v.get_ref().is_finite() => Some(*v.get_ref()),
+            Some(v) => {
+                at.err(
+                    cx,
+                    v,
+                    format!("attrs: {which} of '{name}' must be a finite number"),
+                );
+                None
+            }
+        };
+        let min = bound(self, &t.min, "min", f64::NEG_INFINITY)?;
+        let max = bound(self, &t.max, "max", f64::INFINITY)?;
+        if t.min.is_none() && t.max.is_none() {
+            at.err(
+                self,
+                test,
+                format!("attrs: give '{name}' a min, a max or both"),
+            );
+            return None;
+        }
+        if min > max {
+            at.err(
+                self,
+                test,
+                format!("attrs: min {min} of '{name}' is above its max {max}"),
+            );
+            return None;
+        }
+        Some(AttrTest {
+            name: name.as_str().into(),
+            min,
+            max,
         })
     }
 

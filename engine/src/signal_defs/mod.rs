@@ -130,6 +130,23 @@ pub struct Condition {
     pub fields: FieldSet,
     /// The contact's title matches a phrase of one of these libraries.
     pub contact_title: Vec<LibraryIdx>,
+    /// Bounds on the event's numeric attributes; an event without the
+    /// attribute does not satisfy its bound.
+    pub attrs: Vec<AttrTest>,
+}
+
+/// `min <= attrs[name] <= max` (either bound may be open).
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttrTest {
+    pub name: Box<str>,
+    pub min: f64,
+    pub max: f64,
+}
+
+impl AttrTest {
+    pub fn holds(&self, value: Option<f64>) -> bool {
+        value.is_some_and(|v| v >= self.min && v <= self.max)
+    }
 }
 
 /// A signal: a kind of evidence of intent, with its weight and half-life.

@@ -79,6 +79,16 @@ pub struct RawCondition {
     pub phrases: Option<Vec<Spanned<String>>>,
     pub fields: Option<Vec<Spanned<String>>>,
     pub contact_title: Option<Vec<Spanned<String>>>,
+    pub attrs: Option<Vec<Spanned<RawAttrTest>>>,
+}
+
+/// `{ name = "call_duration_s", min = 300 }`: a bound on a numeric attribute.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawAttrTest {
+    pub name: Spanned<String>,
+    pub min: Option<Spanned<f64>>,
+    pub max: Option<Spanned<f64>>,
 }
 
 #[derive(Debug, Deserialize)]

@@ -3,6 +3,7 @@
 
 mod analyzer;
 mod backtest;
+mod bank_marketing;
 mod cli;
 mod golden;
 mod properties;

@@ -205,3 +205,113 @@ fn a_refused_change_leaves_the_running_set_in_force() {
         .unwrap();
     assert_eq!(actions[0].signals_version, new_version);
 }
+
+/// A definitions directory of one file.
+fn defs_of(text: &str) -> (tempfile::TempDir, Result<SignalSet, Vec<String>>) {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("calls.toml"), text).unwrap();
+    let loaded = SignalSet::load(dir.path()).map_err(|_| errors_of(dir.path()));
+    (dir, loaded)
+}
+
+#[test]
+fn attribute_bounds_select_events_of_any_kind() {
+    let (_dir, set) = defs_of(
+        r#"
+[[signal]]
+id = "long_call"
+weight = 2.0
+half_life = "30d"
+when = { kinds = ["crm"], crm_types = ["call_logged"], attrs = [{ name = "call_duration_s", min = 300 }] }
+
+[[signal]]
+id = "middle_aged"
+weight = 1.0
+half_life = "365d"
+when = { kinds = ["crm", "web"], attrs = [{ name = "age", min = 30, max = 49.5 }] }
+
+[[rule]]
+id = "hot"
+kind = "threshold"
+score_above = 1.0
+recommendation = "call back"
+reason = "score {score}"
+"#,
+    );
+    let set = set.unwrap_or_else(|e| panic!("{e:#?}"));
+    let mut pipeline = engine::Pipeline::new(std::sync::Arc::new(set), Default::default());
+    let mut actions = Vec::new();
+    let events = [
+        // Too short, then exactly the bound, then no duration at all.
+        r#"{"id":"c1","ts":"2026-05-01T10:00:00Z","account":"a","kind":"crm","type":"call_logged","attrs":{"call_duration_s":299.9}}"#,
+        r#"{"id":"c2","ts":"2026-05-02T10:00:00Z","account":"b","kind":"crm","type":"call_logged","attrs":{"call_duration_s":300}}"#,
+        r#"{"id":"c3","ts":"2026-05-02T10:00:00Z","account":"c","kind":"crm","type":"call_logged"}"#,
+        // Both bounds are inclusive; the attribute may sit on a web event too.
+        r#"{"id":"w1","ts":"2026-05-02T10:00:00Z","account":"d","kind":"web","url":"/","attrs":{"age":49.5}}"#,
+        r#"{"id":"w2","ts":"2026-05-02T10:00:00Z","account":"e","kind":"web","url":"/","attrs":{"age":50}}"#,
+        r#"{"id":"w3","ts":"2026-05-02T10:00:00Z","account":"f","kind":"crm","type":"first_touch","attrs":{"age":30}}"#,
+    ];
+    for event in events {
+        pipeline
+            .process_bytes(event.as_bytes(), &mut actions)
+            .unwrap();
+    }
+    let signals = |account: &str| -> Vec<String> {
+        pipeline
+            .explain(account)
+            .map(|e| e.signals.iter().map(|s| s.signal.to_string()).collect())
+            .unwrap_or_default()
+    };
+    assert_eq!(signals("a"), Vec::<String>::new());
+    assert_eq!(signals("b"), ["long_call"]);
+    assert_eq!(signals("c"), Vec::<String>::new());
+    assert_eq!(signals("d"), ["middle_aged"]);
+    assert_eq!(signals("e"), Vec::<String>::new());
+    assert_eq!(signals("f"), ["middle_aged"]);
+}
+
+#[test]
+fn bad_attribute_bounds_are_refused_with_their_line() {
+    let text = r#"
+[[signal]]
+id = "a"
+weight = 1.0
+half_life = "30d"
+when = { kinds = ["crm"], attrs = [{ name = "call_duration_s" }] }
+
+[[signal]]
+id = "b"
+weight = 1.0
+half_life = "30d"
+when = { kinds = ["crm"], attrs = [{ name = "x", min = 5, max = 1 }] }
+"#;
+    let (_dir, loaded) = defs_of(text);
+    let Err(errors) = loaded else {
+        panic!("accepted")
+    };
+    let at = |needle: &str| format!("calls.toml:{}:", line_of(text, needle));
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.starts_with(&at("\"call_duration_s\" }"))
+                && e.contains("give 'call_duration_s' a min, a max or both")),
+        "{errors:#?}"
+    );
+    assert!(
+        errors.iter().any(|e| e.starts_with(&at("min = 5, max = 1"))
+            && e.contains("min 5 of 'x' is above its max 1")),
+        "{errors:#?}"
+    );
+    // A misspelt bound stops the file at its line, naming what is allowed.
+    let (_dir, loaded) = defs_of(&text.replace("min = 5, max = 1", "above = 5"));
+    let Err(errors) = loaded else {
+        panic!("accepted")
+    };
+    assert_eq!(
+        errors,
+        [format!(
+            "calls.toml:{}: unknown field `above`, expected one of `name`, `min`, `max`",
+            line_of(text, "min = 5, max = 1")
+        )]
+    );
+}

@@ -19,6 +19,8 @@ use engine::synth::{self, Corpus, SynthConfig};
 use engine::time::{parse_duration_ms, Timestamp};
 use engine::{Pipeline, PipelineConfig};
 
+mod analyst;
+
 #[derive(Parser)]
 #[command(
     name = "intent",
@@ -50,6 +52,8 @@ enum Command {
     /// Fit signal weights on labeled history (logistic regression, held-out
     /// accounts); with --write, a new signal-defs directory with them.
     Tune(TuneArgs),
+    /// Convert a public labeled data set into events and outcomes.
+    Import(analyst::ImportArgs),
     /// Run the engine as a NATS service (see README "Serving over NATS").
     Serve(Box<ServeArgs>),
     /// Publish events from JSON-lines files to NATS, with `Nats-Msg-Id`.
@@ -312,6 +316,7 @@ fn main() -> ExitCode {
         Command::Synth(args) => synth_cmd(args),
         Command::Backtest(args) => backtest_cmd(args),
         Command::Tune(args) => tune_cmd(args),
+        Command::Import(args) => analyst::import_cmd(args),
         Command::Serve(args) => serve_cmd(*args),
         Command::Publish(args) => publish_cmd(args),
         Command::Query(args) => query_cmd(args),
