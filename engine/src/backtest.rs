@@ -20,6 +20,9 @@ use std::sync::Arc;
 
 use serde::Serialize;
 
+use crate::actions::Action;
+use crate::event::Event;
+use crate::extract::Observation;
 use crate::ingest::decode_with;
 use crate::time::{Timestamp, DAY_MS};
 use crate::{Pipeline, PipelineConfig, SignalSet};
@@ -230,7 +233,38 @@ pub fn replay_history(
     inputs: Vec<Box<dyn BufRead + '_>>,
     outcomes: &[Outcome],
     at_days: f64,
+    on_progress: impl FnMut(u64),
+) -> io::Result<History> {
+    replay_history_observed(
+        defs,
+        config,
+        inputs,
+        outcomes,
+        at_days,
+        on_progress,
+        &mut (),
+    )
+}
+
+/// What a replay shows along the way, besides the history it returns.
+pub trait ReplayObserver {
+    /// An event was decoded and extracted, about to be applied.
+    fn observed(&mut self, _defs: &SignalSet, _event: &Event<'_>, _obs: &Observation) {}
+    /// An event was applied; `actions` are the ones it caused.
+    fn applied(&mut self, _pipeline: &Pipeline, _event: &Event<'_>, _actions: &[Action]) {}
+}
+
+impl ReplayObserver for () {}
+
+/// [`replay_history`], showing `observer` each event.
+pub fn replay_history_observed(
+    defs: Arc<SignalSet>,
+    config: PipelineConfig,
+    inputs: Vec<Box<dyn BufRead + '_>>,
+    outcomes: &[Outcome],
+    at_days: f64,
     mut on_progress: impl FnMut(u64),
+    observer: &mut dyn ReplayObserver,
 ) -> io::Result<History> {
     let mut pipeline = Pipeline::new(Arc::clone(&defs), config);
     let limits = pipeline.config().limits.clone();
@@ -293,7 +327,10 @@ pub fn replay_history(
                         &mut next_decision,
                         &mut snapshots,
                     );
-                    let _ = pipeline.process(&event, &mut actions);
+                    let _ = pipeline.process_observed(&event, &mut actions, |defs, obs| {
+                        observer.observed(defs, &event, obs)
+                    });
+                    observer.applied(&pipeline, &event, &actions);
                 }
                 Err(err) => pipeline.count_rejected(&err),
             }

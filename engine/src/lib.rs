@@ -54,6 +54,8 @@ pub mod pipeline;
 pub mod replay;
 pub mod rules;
 pub mod score;
+#[cfg(feature = "search")]
+pub mod search;
 #[cfg(feature = "serve")]
 pub mod serve;
 pub mod signal_defs;

@@ -211,6 +211,19 @@ impl Pipeline {
         event: &Event<'_>,
         out: &mut Vec<Action>,
     ) -> Result<Outcome, DecodeError> {
+        self.process_observed(event, out, |_, _| {})
+    }
+
+    /// [`Self::process`], showing `observe` what was extracted from the
+    /// event (its signals, phrases, topics and contact) before it is
+    /// applied. Duplicates and rejected events are not shown. The evidence
+    /// index is built from this.
+    pub fn process_observed(
+        &mut self,
+        event: &Event<'_>,
+        out: &mut Vec<Action>,
+        observe: impl FnOnce(&SignalSet, &Observation),
+    ) -> Result<Outcome, DecodeError> {
         self.stats.events_in += 1;
         let ts = event.ts.millis();
         if self.max_ts != i64::MIN && ts - self.max_ts > self.config.max_time_jump_ms {
@@ -239,6 +252,7 @@ impl Pipeline {
         }
         self.seq += 1;
         let obs = self.extractor.extract(&self.defs, event, self.seq);
+        observe(&self.defs, &obs);
         let ts = obs.ts.millis();
         if ts > self.max_ts {
             self.max_ts = ts;

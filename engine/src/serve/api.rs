@@ -56,6 +56,10 @@ pub const ENDPOINTS: &[(&str, &str)] = &[
         "re-read the signal-defs directory and swap it in when valid",
     ),
     ("stats", "counters and processing-latency percentiles"),
+    (
+        "search",
+        "{query, account?, kind?, since?, snippets?, limit?}: evidence or talk tracks, ranked, highlighted (with --index)",
+    ),
 ];
 
 #[derive(Deserialize)]
@@ -157,6 +161,28 @@ pub fn handle(shared: &Shared, endpoint: &str, payload: &[u8]) -> Result<Value, 
             }),
         },
         "stats" => Ok(shared.stats_json()),
+        "search" => {
+            let Some(evidence) = &shared.evidence else {
+                return Err(ApiError {
+                    code: 501,
+                    message: "search is off: start intent serve with --index DIR".into(),
+                });
+            };
+            let request: crate::search::SearchRequest = parse(
+                payload,
+                r#"{"query": "...", "account"?, "kind"?, "since"?, "snippets"?, "limit"?}"#,
+            )?;
+            match evidence.index.search(&request) {
+                Ok(results) => Ok(serde_json::to_value(results).expect("results serialise")),
+                Err(crate::search::SearchError::Query(message)) => {
+                    Err(ApiError::bad_request(message))
+                }
+                Err(err) => Err(ApiError {
+                    code: 500,
+                    message: err.to_string(),
+                }),
+            }
+        }
         other => Err(ApiError::bad_request(format!("unknown endpoint '{other}'"))),
     }
 }

@@ -122,6 +122,13 @@ pub struct ServeConfig {
     pub progress_stream: String,
     /// Replicas of the streams the engine creates.
     pub replicas: usize,
+    /// The evidence and talk-track index directory; none = no index and
+    /// `search` replies 501. In JetStream mode it is re-created at start
+    /// and filled by the rebuild; in core mode an existing one is kept.
+    pub index: Option<PathBuf>,
+    /// How often new evidence is committed to the index and made searchable.
+    #[serde(deserialize_with = "duration")]
+    pub index_commit: Duration,
 }
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -159,6 +166,8 @@ impl Default for ServeConfig {
             dlq_stream: "INTENT_DLQ".into(),
             progress_stream: "INTENT_PROGRESS".into(),
             replicas: 1,
+            index: None,
+            index_commit: Duration::from_secs(1),
         }
     }
 }

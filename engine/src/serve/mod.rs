@@ -105,9 +105,17 @@ pub async fn run(config: ServeConfig) -> Result<()> {
         Mode::Jetstream => "jetstream",
         Mode::Core => "core",
     };
+    let evidence = match &config.index {
+        Some(path) => Some(open_evidence(&config, path, pipeline.defs())?),
+        None => None,
+    };
     let mut shared = Shared::new(pipeline, source, subjects, mode);
     shared.counters.slow_consumer = shared_slow;
+    shared.evidence = evidence;
     let shared = Arc::new(shared);
+    if shared.evidence.is_some() {
+        spawn_index_committer(Arc::clone(&shared), config.index_commit);
+    }
 
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -156,9 +164,56 @@ pub async fn run(config: ServeConfig) -> Result<()> {
         }
     };
     flush(&client).await;
+    if let Some(evidence) = &shared.evidence {
+        if let Err(err) = evidence.commit() {
+            tracing::error!(error = %err, "could not commit the evidence index");
+        }
+    }
     let stats = shared.stats_json();
     tracing::info!(%stats, "stopped");
     result
+}
+
+/// The evidence index for serving: re-created in JetStream mode (the
+/// rebuild from the stream fills it), kept in core mode.
+fn open_evidence(
+    config: &ServeConfig,
+    path: &std::path::Path,
+    defs: &crate::SignalSet,
+) -> Result<state::Evidence> {
+    use crate::search::{EvidenceBuilder, EvidenceIndex, EvidenceSink};
+    let index = match config.mode {
+        Mode::Core if path.join("intent-index.json").exists() => {
+            EvidenceIndex::open(path, Some(&defs.analyzer))?
+        }
+        _ => EvidenceIndex::create(path, &defs.analyzer)?,
+    };
+    // One indexing thread: the machine's cores belong to the engine.
+    let writer = index.writer(1, 32 << 20)?;
+    tracing::info!(path = %path.display(), "evidence index open; search is on");
+    Ok(state::Evidence::new(
+        index,
+        EvidenceSink::new(EvidenceBuilder::default(), writer),
+    ))
+}
+
+/// Commits new evidence every `every`, on a blocking thread (commits sync
+/// files to disk).
+fn spawn_index_committer(shared: Arc<Shared>, every: Duration) {
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(every.max(Duration::from_millis(50)));
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tick.tick().await;
+            let shared = Arc::clone(&shared);
+            let result =
+                tokio::task::spawn_blocking(move || shared.evidence.as_ref().map(|e| e.commit()))
+                    .await;
+            if let Ok(Some(Err(err))) = result {
+                tracing::error!(error = %err, "evidence index commit failed; search shows older evidence");
+            }
+        }
+    });
 }
 
 fn spawn_watchers(

@@ -9,6 +9,7 @@ mod golden;
 mod properties;
 mod reorder;
 mod schema;
+mod search;
 mod signal_defs;
 mod tune;
 

@@ -10,7 +10,7 @@ mod harness;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::process::Command;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use async_nats::jetstream;
 use futures_util::StreamExt;
@@ -553,7 +553,7 @@ async fn the_micro_service_is_discoverable_and_every_endpoint_answers() {
         .map(|e| e["subject"].as_str().unwrap())
         .collect();
     for name in [
-        "score", "graph", "top", "explain", "signals", "reload", "stats",
+        "score", "graph", "top", "explain", "signals", "reload", "stats", "search",
     ] {
         assert!(
             subjects.contains(format!("intent.api.{name}").as_str()),
@@ -626,6 +626,11 @@ async fn the_micro_service_is_discoverable_and_every_endpoint_answers() {
         .await
         .unwrap_err();
     assert_eq!(code, "400");
+    // Started without --index: search says how to turn it on.
+    let (code, message) = request(&client, "intent.api.search", json!({"query": "ct"}))
+        .await
+        .unwrap_err();
+    assert_eq!((code.as_str(), message.contains("--index")), ("501", true));
 
     let stats = request(&client, "$SRV.STATS.intent", Value::Null)
         .await
@@ -958,4 +963,95 @@ async fn credentials_are_used_and_the_helper_commands_work() {
     );
     assert!(!out.status.success());
     drop(engine);
+}
+
+/// Polls `intent.api.search` until it reports `total` matches.
+async fn search_until(client: &async_nats::Client, body: Value, total: u64) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let reply = request(client, "intent.api.search", body.clone())
+            .await
+            .unwrap();
+        if reply["total"] == total {
+            return reply;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "search never reached {total}: {reply:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn search_answers_over_nats_and_a_restart_rebuilds_the_index_without_duplicates() {
+    let server = NatsServer::start();
+    let index = tempfile::tempdir().unwrap();
+    let index_arg = index.path().join("idx");
+    let args = [
+        "--index",
+        index_arg.to_str().unwrap(),
+        "--index-commit",
+        "200ms",
+    ];
+    let mut engine = Engine::start(&server, &args, &[]).await;
+    let client = connect(&server).await;
+    publish_file(&server, &fixture("mixed_language"));
+    let zh = search_until(&client, json!({"query": "诊断", "kind": "transcript"}), 1).await;
+    let hit = &zh["hits"][0];
+    assert_eq!(hit["kind"], "transcript");
+    assert!(
+        hit["signals"]
+            .to_string()
+            .contains("customer_confirmed_value"),
+        "{hit:#}"
+    );
+    let fragment = hit["text"]["fragment"].as_str().unwrap();
+    let [start, end] = [0, 1].map(|i| hit["text"]["matches"][0][i].as_u64().unwrap() as usize);
+    assert_eq!(&fragment[start..end], "诊断");
+    let snippets = search_until(&client, json!({"query": "痛点", "snippets": true}), 1).await;
+    assert!(snippets["hits"][0]["rep_text"]["fragment"]
+        .as_str()
+        .is_some());
+    // The served index holds what `intent index` builds offline from the
+    // same events.
+    let offline = index.path().join("offline");
+    let out = Command::new(intent_bin())
+        .args(["index", "--signals"])
+        .arg(root().join("signal-defs"))
+        .arg("--index")
+        .arg(&offline)
+        .arg("--events")
+        .arg(fixture("mixed_language"))
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let query = "demo OR 诊断 OR budget OR 预算";
+    let out = Command::new(intent_bin())
+        .args(["search", query, "--json", "--limit", "50", "--index"])
+        .arg(&offline)
+        .output()
+        .unwrap();
+    let offline: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let total = offline["total"].as_u64().unwrap();
+    assert!(total >= 3, "{offline:#}");
+    search_until(&client, json!({"query": query, "limit": 50}), total).await;
+    // A bad query is a 400 naming it.
+    let (code, message) = request(
+        &client,
+        "intent.api.search",
+        json!({"query": "x", "kind": "web"}),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!((code.as_str(), message.contains("kind")), ("400", true));
+
+    assert!(engine.terminate(Duration::from_secs(20)).success());
+    let _engine = Engine::start(&server, &args, &[]).await;
+    // Rebuilt from the stream: the same matches, each once.
+    search_until(&client, json!({"query": query, "limit": 50}), total).await;
 }

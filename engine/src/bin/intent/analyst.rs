@@ -68,3 +68,307 @@ pub fn import_cmd(args: ImportArgs) -> Result<ExitCode> {
     );
     Ok(ExitCode::SUCCESS)
 }
+
+/// Where the commands of the analyst toolkit keep the evidence index.
+pub const DEFAULT_INDEX: &str = "intent-index";
+
+/// Index options shared by `index` and `backtest`.
+#[derive(Args, Clone)]
+pub struct IndexOpts {
+    /// The evidence and talk-track index directory (re-created).
+    #[arg(long, default_value = DEFAULT_INDEX)]
+    pub index: PathBuf,
+    /// Customer utterances raising this signal make talk-track snippets.
+    #[arg(long, default_value = engine::search::evidence::DEFAULT_TALK_TRACK_SIGNAL)]
+    pub talk_track_signal: String,
+}
+
+#[derive(Args)]
+pub struct IndexArgs {
+    /// Event files (JSON lines, in time order).
+    #[arg(long, required = true, num_args = 1..)]
+    pub events: Vec<PathBuf>,
+    /// Outcomes (JSON lines {"account", "outcome", "ts"}), for talk-track win rates.
+    #[arg(long)]
+    pub outcomes: Option<PathBuf>,
+    #[arg(long, default_value = "signal-defs")]
+    pub signals: PathBuf,
+    #[command(flatten)]
+    pub opts: IndexOpts,
+    /// Print the summary as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args)]
+pub struct SearchArgs {
+    /// Words or phrases ("…" for an exact phrase; a OR b; -c excludes).
+    pub query: String,
+    #[arg(long, default_value = DEFAULT_INDEX)]
+    pub index: PathBuf,
+    #[arg(long)]
+    pub account: Option<String>,
+    /// email or transcript.
+    #[arg(long)]
+    pub kind: Option<String>,
+    /// Only since this long before the newest indexed event (e.g. 30d), or
+    /// since an RFC 3339 time.
+    #[arg(long)]
+    pub since: Option<String>,
+    /// Search the talk-track snippets (rep line and value-confirming answer).
+    #[arg(long)]
+    pub snippets: bool,
+    #[arg(long, default_value_t = 10)]
+    pub limit: usize,
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// An index being filled during a replay.
+pub struct Indexing {
+    pub sink: engine::search::EvidenceSink,
+    pub index: engine::search::EvidenceIndex,
+    started: std::time::Instant,
+}
+
+impl Indexing {
+    pub fn start(opts: &IndexOpts, defs: &engine::SignalSet) -> Result<Indexing> {
+        if !defs
+            .signals
+            .iter()
+            .any(|s| *s.id == *opts.talk_track_signal)
+        {
+            eprintln!(
+                "note: no signal '{}' in these definitions: no talk-track snippets",
+                opts.talk_track_signal
+            );
+        }
+        let index = engine::search::EvidenceIndex::create(&opts.index, &defs.analyzer)?;
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get().min(4));
+        let writer = index.writer(threads, 64 << 20)?;
+        let sink = engine::search::EvidenceSink::new(
+            engine::search::EvidenceBuilder::new(&opts.talk_track_signal),
+            writer,
+        );
+        Ok(Indexing {
+            sink,
+            index,
+            started: std::time::Instant::now(),
+        })
+    }
+
+    /// Adds the outcomes, commits, and returns the summary.
+    pub fn finish(
+        mut self,
+        outcomes: &[engine::backtest::Outcome],
+        events: u64,
+    ) -> Result<IndexSummary> {
+        if let Some(e) = self.sink.error.take() {
+            return Err(e.into());
+        }
+        for o in outcomes {
+            self.sink.add(&engine::search::EvidenceDoc::Outcome(
+                engine::search::evidence::OutcomeDoc {
+                    account: o.account.clone(),
+                    won: o.won,
+                    ts: o.ts,
+                },
+            ))?;
+        }
+        self.sink.writer.commit()?;
+        self.index.refresh()?;
+        let seconds = self.started.elapsed().as_secs_f64();
+        let stats = self.index.stats()?;
+        let m = self.sink.builder.masked;
+        Ok(IndexSummary {
+            path: self.index.path().display().to_string(),
+            events,
+            evidence: stats.evidence,
+            snippets: stats.snippets,
+            outcomes: stats.outcomes,
+            bytes: stats.bytes,
+            seconds,
+            masked_emails: m.email,
+            masked_phones: m.phone,
+            masked_id_numbers: m.id_number,
+            masked_bank_cards: m.bank_card,
+        })
+    }
+}
+
+#[derive(serde::Serialize)]
+pub struct IndexSummary {
+    pub path: String,
+    pub events: u64,
+    pub evidence: u64,
+    pub snippets: u64,
+    pub outcomes: u64,
+    pub bytes: u64,
+    /// Replay, indexing and commit, wall clock.
+    pub seconds: f64,
+    pub masked_emails: u32,
+    pub masked_phones: u32,
+    pub masked_id_numbers: u32,
+    pub masked_bank_cards: u32,
+}
+
+impl std::fmt::Display for IndexSummary {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let docs = self.evidence + self.snippets;
+        write!(
+            f,
+            "index {}: {} texts, {} talk-track snippets, {} outcomes from {} events in {:.2} s \
+             ({:.0} texts/s), {:.1} MB on disk ({:.0} B a text); masked {} e-mail addresses, \
+             {} phone numbers, {} ID numbers, {} card numbers",
+            self.path,
+            self.evidence,
+            self.snippets,
+            self.outcomes,
+            self.events,
+            self.seconds,
+            docs as f64 / self.seconds.max(1e-9),
+            self.bytes as f64 / 1e6,
+            self.bytes as f64 / docs.max(1) as f64,
+            self.masked_emails,
+            self.masked_phones,
+            self.masked_id_numbers,
+            self.masked_bank_cards
+        )
+    }
+}
+
+pub fn search_cmd(args: SearchArgs) -> Result<ExitCode> {
+    let index = engine::search::EvidenceIndex::open(&args.index, None).with_context(|| {
+        format!(
+            "build it first: intent index --events … --index {}",
+            args.index.display()
+        )
+    })?;
+    let results = index.search(&engine::search::SearchRequest {
+        query: args.query,
+        account: args.account,
+        kind: args.kind,
+        since: args.since,
+        snippets: args.snippets,
+        limit: args.limit,
+    })?;
+    let text = if args.json {
+        serde_json::to_string_pretty(&results)?
+    } else {
+        search_text(
+            &results,
+            std::io::IsTerminal::is_terminal(&std::io::stdout()),
+        )
+    };
+    match writeln!(std::io::stdout(), "{text}") {
+        Err(e) if e.kind() != std::io::ErrorKind::BrokenPipe => Err(e.into()),
+        _ => Ok(ExitCode::SUCCESS),
+    }
+}
+
+/// Hits for a terminal: matches in bold (or between ** on a pipe).
+fn search_text(results: &engine::search::SearchResults, tty: bool) -> String {
+    use std::fmt::Write as _;
+    let (open, close) = if tty {
+        ("\x1b[1m", "\x1b[0m")
+    } else {
+        ("**", "**")
+    };
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "{} match(es) for '{}'{}",
+        results.total,
+        results.query,
+        results
+            .since
+            .map(|t| format!(" since {t}"))
+            .unwrap_or_default()
+    );
+    for (i, hit) in results.hits.iter().enumerate() {
+        let _ = writeln!(
+            out,
+            "\n{}. {} {} {} {}{}  (relevance {:.2})",
+            i + 1,
+            hit.ts,
+            hit.account,
+            hit.kind,
+            hit.event_id,
+            hit.meeting_id
+                .as_deref()
+                .map(|m| format!(" meeting {m}"))
+                .unwrap_or_default(),
+            hit.score
+        );
+        if let Some(contact) = &hit.contact {
+            let title = hit
+                .contact_title
+                .as_deref()
+                .map(|t| format!(" ({t})"))
+                .unwrap_or_default();
+            let _ = writeln!(out, "   contact {contact}{title}");
+        }
+        if let Some(rep) = &hit.rep_text {
+            let _ = writeln!(
+                out,
+                "   rep:      {}",
+                rep.marked(open, close).replace('\n', " ")
+            );
+            let _ = writeln!(
+                out,
+                "   customer: {}",
+                hit.text.marked(open, close).replace('\n', " ")
+            );
+        } else {
+            let _ = writeln!(
+                out,
+                "   {}",
+                hit.text.marked(open, close).replace('\n', " ")
+            );
+        }
+        if !hit.signals.is_empty() {
+            let _ = writeln!(out, "   signals: {}", hit.signals.join(", "));
+        }
+        if !hit.tags.is_empty() {
+            let _ = writeln!(out, "   tags: {}", hit.tags.join(", "));
+        }
+        if let Some(track) = &hit.track {
+            let rate = track
+                .win_rate
+                .map(|r| format!("win rate {:.0} %", r * 100.0))
+                .unwrap_or_else(|| "no outcome yet".into());
+            let _ = writeln!(
+                out,
+                "   talk track used with {} account(s): {} won, {} lost, {rate}",
+                track.accounts, track.won, track.lost
+            );
+        }
+    }
+    out
+}
+
+pub fn index_cmd(args: IndexArgs) -> Result<ExitCode> {
+    let defs = std::sync::Arc::new(crate::load_signals(&args.signals)?);
+    let outcomes = match &args.outcomes {
+        Some(path) => crate::read_outcomes(path)?,
+        None => Vec::new(),
+    };
+    let mut indexing = Indexing::start(&args.opts, &defs)?;
+    let history = engine::backtest::replay_history_observed(
+        std::sync::Arc::clone(&defs),
+        engine::PipelineConfig::default(),
+        crate::open_events(&args.events)?,
+        &outcomes,
+        0.0,
+        |_| {},
+        &mut indexing.sink,
+    )
+    .context("reading events")?;
+    let summary = indexing.finish(&outcomes, history.events_read)?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        eprintln!("{summary}");
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -54,6 +54,11 @@ enum Command {
     Tune(TuneArgs),
     /// Convert a public labeled data set into events and outcomes.
     Import(analyst::ImportArgs),
+    /// Build the evidence and talk-track search index from event files.
+    Index(analyst::IndexArgs),
+    /// Search the evidence (e-mails, utterances) or, with --snippets, the
+    /// talk tracks, ranked by relevance with matches highlighted.
+    Search(analyst::SearchArgs),
     /// Run the engine as a NATS service (see README "Serving over NATS").
     Serve(Box<ServeArgs>),
     /// Publish events from JSON-lines files to NATS, with `Nats-Msg-Id`.
@@ -87,6 +92,11 @@ struct BacktestArgs {
     /// Print the report as JSON ({"report", "baseline"}).
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    index: analyst::IndexOpts,
+    /// Do not build the evidence index.
+    #[arg(long)]
+    no_index: bool,
 }
 
 #[derive(Args)]
@@ -200,6 +210,12 @@ struct ServeArgs {
     /// How often the signal-defs directory is checked for changes (0s: never).
     #[arg(long)]
     watch_interval: Option<String>,
+    /// Keep an evidence and talk-track index here and answer `search`.
+    #[arg(long)]
+    index: Option<PathBuf>,
+    /// How often new evidence becomes searchable.
+    #[arg(long)]
+    index_commit: Option<String>,
 }
 
 #[derive(Args)]
@@ -317,6 +333,8 @@ fn main() -> ExitCode {
         Command::Backtest(args) => backtest_cmd(args),
         Command::Tune(args) => tune_cmd(args),
         Command::Import(args) => analyst::import_cmd(args),
+        Command::Index(args) => analyst::index_cmd(args),
+        Command::Search(args) => analyst::search_cmd(args),
         Command::Serve(args) => serve_cmd(*args),
         Command::Publish(args) => publish_cmd(args),
         Command::Query(args) => query_cmd(args),
@@ -594,6 +612,10 @@ fn serve_cmd(args: ServeArgs) -> Result<ExitCode> {
         &args.watch_interval,
         &mut config.watch_interval,
     )?;
+    duration_flag("index-commit", &args.index_commit, &mut config.index_commit)?;
+    if let Some(v) = args.index {
+        config.index = Some(v);
+    }
     if let Some(v) = args.kv_bucket {
         config.kv_bucket = v;
     }
@@ -762,8 +784,12 @@ fn backtest_cmd(args: BacktestArgs) -> Result<ExitCode> {
         .filter_map(|p| std::fs::metadata(p).ok())
         .map(|m| m.len())
         .sum();
-    let run = |dir: &Path| -> Result<engine::backtest::Report> {
+    let mut summary = None;
+    let mut run = |dir: &Path, index: bool| -> Result<engine::backtest::Report> {
         let defs = Arc::new(load_signals(dir)?);
+        let mut indexing = index
+            .then(|| analyst::Indexing::start(&args.index, &defs))
+            .transpose()?;
         let inputs = open_events(&args.events)?;
         let progress = (io::stderr().is_terminal() && total_bytes > 16 * 1024 * 1024).then(|| {
             let bar = ProgressBar::new(total_bytes);
@@ -774,7 +800,12 @@ fn backtest_cmd(args: BacktestArgs) -> Result<ExitCode> {
             bar.set_message(dir.display().to_string());
             bar
         });
-        let report = engine::backtest::run(
+        let mut no_index = ();
+        let observer: &mut dyn engine::backtest::ReplayObserver = match &mut indexing {
+            Some(indexing) => &mut indexing.sink,
+            None => &mut no_index,
+        };
+        let history = engine::backtest::replay_history_observed(
             defs,
             config.clone(),
             inputs,
@@ -785,15 +816,26 @@ fn backtest_cmd(args: BacktestArgs) -> Result<ExitCode> {
                     bar.set_position(bytes);
                 }
             },
+            observer,
         )
         .context("reading events")?;
         if let Some(bar) = progress {
             bar.finish_and_clear();
         }
-        Ok(report)
+        if let Some(indexing) = indexing {
+            summary = Some(indexing.finish(&outcomes, history.events_read)?);
+        }
+        Ok(engine::backtest::report(&history))
     };
-    let report = run(&args.signals)?;
-    let baseline = args.baseline.as_deref().map(run).transpose()?;
+    let report = run(&args.signals, !args.no_index)?;
+    let baseline = args
+        .baseline
+        .as_deref()
+        .map(|dir| run(dir, false))
+        .transpose()?;
+    if let Some(summary) = summary {
+        eprintln!("{summary}");
+    }
     let text = if args.json {
         serde_json::to_string_pretty(
             &serde_json::json!({ "report": report, "baseline": baseline }),
