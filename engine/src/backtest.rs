@@ -248,10 +248,15 @@ pub fn replay_history(
 
 /// What a replay shows along the way, besides the history it returns.
 pub trait ReplayObserver {
+    /// An event was decoded and is about to be processed; `pipeline` holds
+    /// the state before it.
+    fn before(&mut self, _pipeline: &Pipeline, _event: &Event<'_>) {}
     /// An event was decoded and extracted, about to be applied.
     fn observed(&mut self, _defs: &SignalSet, _event: &Event<'_>, _obs: &Observation) {}
     /// An event was applied; `actions` are the ones it caused.
     fn applied(&mut self, _pipeline: &Pipeline, _event: &Event<'_>, _actions: &[Action]) {}
+    /// The input is exhausted; `pipeline` holds the final state.
+    fn finished(&mut self, _pipeline: &Pipeline) {}
 }
 
 impl ReplayObserver for () {}
@@ -327,6 +332,7 @@ pub fn replay_history_observed(
                         &mut next_decision,
                         &mut snapshots,
                     );
+                    observer.before(&pipeline, &event);
                     let _ = pipeline.process_observed(&event, &mut actions, |defs, obs| {
                         observer.observed(defs, &event, obs)
                     });
@@ -346,6 +352,7 @@ pub fn replay_history_observed(
         }
     }
     on_progress(bytes);
+    observer.finished(&pipeline);
     take(&pipeline, i64::MAX, &mut next_decision, &mut snapshots);
     let snapshots: Vec<Snapshot> = snapshots
         .into_iter()
@@ -516,6 +523,35 @@ pub fn roc_auc(scored: &[(f64, bool)]) -> Option<f64> {
     }
     let p = positives as f64;
     Some((rank_sum - p * (p + 1.0) / 2.0) / (p * negatives as f64))
+}
+
+/// The ROC curve: (false-positive rate, true-positive rate) from (0, 0)
+/// to (1, 1), one point per distinct score (ties move diagonally).
+pub fn roc_curve(scored: &[(f64, bool)]) -> Vec<(f64, f64)> {
+    let positives = scored.iter().filter(|s| s.1).count() as f64;
+    let negatives = scored.len() as f64 - positives;
+    if positives == 0.0 || negatives == 0.0 {
+        return Vec::new();
+    }
+    let mut sorted = scored.to_vec();
+    sorted.sort_by(|a, b| b.0.total_cmp(&a.0));
+    let mut points = vec![(0.0, 0.0)];
+    let (mut tp, mut fp) = (0.0, 0.0);
+    let mut i = 0;
+    while i < sorted.len() {
+        let mut j = i;
+        while j < sorted.len() && sorted[j].0 == sorted[i].0 {
+            if sorted[j].1 {
+                tp += 1.0;
+            } else {
+                fp += 1.0;
+            }
+            j += 1;
+        }
+        points.push((fp / negatives, tp / positives));
+        i = j;
+    }
+    points
 }
 
 /// Win rate among the top `share` of accounts by score (at least one).
@@ -725,6 +761,26 @@ mod tests {
                 Some(auc) => prop_assert!((auc - good / pairs).abs() < 1e-9),
                 None => prop_assert_eq!(pairs, 0.0),
             }
+        }
+
+        /// The ROC curve runs from (0, 0) to (1, 1), never backwards, and
+        /// the area under it (trapezoids) is the AUC.
+        #[test]
+        fn roc_curve_area_is_the_auc(scores in proptest::collection::vec((0u8..20, any::<bool>()), 1..60)) {
+            let scored: Vec<(f64, bool)> = scores.iter().map(|&(s, w)| (s as f64, w)).collect();
+            let curve = roc_curve(&scored);
+            let Some(auc) = roc_auc(&scored) else {
+                prop_assert!(curve.is_empty());
+                return Ok(());
+            };
+            prop_assert_eq!(curve.first().copied(), Some((0.0, 0.0)));
+            prop_assert_eq!(curve.last().copied(), Some((1.0, 1.0)));
+            let mut area = 0.0;
+            for w in curve.windows(2) {
+                prop_assert!(w[1].0 >= w[0].0 && w[1].1 >= w[0].1);
+                area += (w[1].0 - w[0].0) * (w[1].1 + w[0].1) / 2.0;
+            }
+            prop_assert!((area - auc).abs() < 1e-9, "area {} auc {}", area, auc);
         }
     }
 }

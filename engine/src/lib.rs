@@ -52,6 +52,8 @@ pub mod graph;
 pub mod ingest;
 pub mod pipeline;
 pub mod replay;
+#[cfg(feature = "report")]
+pub mod report;
 pub mod rules;
 pub mod score;
 #[cfg(feature = "search")]

@@ -8,6 +8,7 @@ mod cli;
 mod golden;
 mod properties;
 mod reorder;
+mod report;
 mod schema;
 mod search;
 mod signal_defs;

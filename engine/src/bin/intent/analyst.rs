@@ -372,3 +372,76 @@ pub fn index_cmd(args: IndexArgs) -> Result<ExitCode> {
     }
     Ok(ExitCode::SUCCESS)
 }
+
+#[derive(Args)]
+pub struct ReportArgs {
+    /// Event files (JSON lines, in time order).
+    #[arg(long, required = true, num_args = 1..)]
+    pub events: Vec<PathBuf>,
+    /// Outcomes, for the ROC curve, calibration, tables and tune.
+    #[arg(long)]
+    pub outcomes: Option<PathBuf>,
+    #[arg(long, default_value = "signal-defs")]
+    pub signals: PathBuf,
+    /// Decision time: this many days before each outcome.
+    #[arg(long, default_value_t = 14.0)]
+    pub at_days: f64,
+    /// Accounts whose score trajectories to draw (comma-separated);
+    /// default: the --top highest-scoring.
+    #[arg(long, value_delimiter = ',')]
+    pub accounts: Vec<String>,
+    #[arg(long, default_value_t = 6)]
+    pub top: usize,
+    /// L2 penalty, held-out share and seed of the tune comparison.
+    #[arg(long, default_value_t = 1.0)]
+    pub l2: f64,
+    #[arg(long, default_value_t = 0.3)]
+    pub holdout: f64,
+    #[arg(long, default_value_t = 7)]
+    pub seed: u64,
+    /// Directory for report.html (created).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+pub fn report_cmd(args: ReportArgs) -> Result<ExitCode> {
+    if !(0.0..1.0).contains(&args.holdout) || args.l2 < 0.0 {
+        bail!("--holdout must be in [0, 1) and --l2 not negative");
+    }
+    let defs = std::sync::Arc::new(crate::load_signals(&args.signals)?);
+    let outcomes = match &args.outcomes {
+        Some(path) => crate::read_outcomes(path)?,
+        None => Vec::new(),
+    };
+    let input = engine::report::ReportInput {
+        defs,
+        config: engine::PipelineConfig::default(),
+        outcomes: &outcomes,
+        at_days: args.at_days,
+        accounts: args.accounts,
+        top: args.top,
+        tune: engine::tune::TuneConfig {
+            l2: args.l2,
+            holdout: args.holdout,
+            seed: args.seed,
+        },
+        signals_source: args.signals.display().to_string(),
+    };
+    let data = engine::report::collect(&input, || {
+        crate::open_events(&args.events).map_err(std::io::Error::other)
+    })
+    .context("reading events")?;
+    std::fs::create_dir_all(&args.out)
+        .with_context(|| format!("cannot create {}", args.out.display()))?;
+    let path = args.out.join("report.html");
+    std::fs::write(&path, engine::report::html::page(&data))
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    eprintln!(
+        "wrote {} ({} events, {} trajectories, {} rules)",
+        path.display(),
+        data.events_read,
+        data.trajectories.len(),
+        data.firings_over_time.by_rule.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}

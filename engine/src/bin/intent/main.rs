@@ -59,6 +59,10 @@ enum Command {
     /// Search the evidence (e-mails, utterances) or, with --snippets, the
     /// talk tracks, ranked by relevance with matches highlighted.
     Search(analyst::SearchArgs),
+    /// Write one self-contained HTML page with charts: score trajectories,
+    /// firings per rule, and with outcomes the ROC curve, calibration and
+    /// tune's learned weights.
+    Report(analyst::ReportArgs),
     /// Run the engine as a NATS service (see README "Serving over NATS").
     Serve(Box<ServeArgs>),
     /// Publish events from JSON-lines files to NATS, with `Nats-Msg-Id`.
@@ -335,6 +339,7 @@ fn main() -> ExitCode {
         Command::Import(args) => analyst::import_cmd(args),
         Command::Index(args) => analyst::index_cmd(args),
         Command::Search(args) => analyst::search_cmd(args),
+        Command::Report(args) => analyst::report_cmd(args),
         Command::Serve(args) => serve_cmd(*args),
         Command::Publish(args) => publish_cmd(args),
         Command::Query(args) => query_cmd(args),
