@@ -253,7 +253,8 @@ pub trait ReplayObserver {
     fn before(&mut self, _pipeline: &Pipeline, _event: &Event<'_>) {}
     /// An event was decoded and extracted, about to be applied.
     fn observed(&mut self, _defs: &SignalSet, _event: &Event<'_>, _obs: &Observation) {}
-    /// An event was applied; `actions` are the ones it caused.
+    /// An event was applied (not a duplicate, not rejected); `actions` are
+    /// the ones it caused.
     fn applied(&mut self, _pipeline: &Pipeline, _event: &Event<'_>, _actions: &[Action]) {}
     /// The input is exhausted; `pipeline` holds the final state.
     fn finished(&mut self, _pipeline: &Pipeline) {}
@@ -333,10 +334,14 @@ pub fn replay_history_observed(
                         &mut snapshots,
                     );
                     observer.before(&pipeline, &event);
-                    let _ = pipeline.process_observed(&event, &mut actions, |defs, obs| {
+                    let result = pipeline.process_observed(&event, &mut actions, |defs, obs| {
                         observer.observed(defs, &event, obs)
                     });
-                    observer.applied(&pipeline, &event, &actions);
+                    // Duplicates and rejected events (a mistyped year) are
+                    // not shown as applied.
+                    if let Ok(crate::pipeline::Outcome::Applied { .. }) = result {
+                        observer.applied(&pipeline, &event, &actions);
+                    }
                 }
                 Err(err) => pipeline.count_rejected(&err),
             }

@@ -65,6 +65,10 @@ pub const COLUMNS: [&str; 21] = [
 const CALL_SPACING_DAYS: i64 = 2;
 /// When `pdays` is 999 although `previous` > 0: an assumed gap.
 const UNKNOWN_PDAYS: i64 = 60;
+/// Bounds that keep a corrupt row from making millions of events or dates
+/// outside the contract (the data set's maxima are 56 calls and 27 days).
+const MAX_CAMPAIGN_CALLS: i64 = 1_000;
+const MAX_PDAYS: i64 = 10_000;
 /// The nominal year of every final call.
 const NOMINAL_YEAR: i32 = 2009;
 const DAY_MS: i64 = 86_400_000;
@@ -227,6 +231,16 @@ fn client(row: &Row<'_>, n: usize) -> Result<Client, RowError> {
         "no" => false,
         other => return Err(row.error(format!("y: '{other}' is not yes or no"))),
     };
+    if campaign > MAX_CAMPAIGN_CALLS {
+        return Err(row.error(format!(
+            "campaign: {campaign} calls is more than {MAX_CAMPAIGN_CALLS}"
+        )));
+    }
+    if pdays != 999 && pdays > MAX_PDAYS {
+        return Err(row.error(format!(
+            "pdays: {pdays} days is more than {MAX_PDAYS} (999 means never contacted)"
+        )));
+    }
     let first_call = final_call - (campaign - 1) * CALL_SPACING_DAYS * DAY_MS;
     let previous_at = (previous > 0).then(|| {
         let days = if pdays == 999 { UNKNOWN_PDAYS } else { pdays };
@@ -472,10 +486,11 @@ mod tests {
     fn bad_rows_are_all_reported_with_their_line() {
         let good = "30;\"admin.\";\"single\";\"university.degree\";\"no\";\"no\";\"no\";\"telephone\";\"may\";\"mon\";100;1;999;0;\"nonexistent\";1.1;93.994;-36.4;4.857;5191;\"no\"";
         let csv = format!(
-            "{HEADER}\n{good}\n{}\n{}\n{}\n",
+            "{HEADER}\n{good}\n{}\n{}\n{}\n{}\n",
             good.replace("\"may\"", "\"maj\""),
             good.replace(";100;", ";-5;"),
-            good.replacen(";\"no\"", "", 1)
+            good.replacen(";\"no\"", "", 1),
+            good.replace(";100;1;999;", ";100;999999999;999;"),
         );
         let errors: Vec<String> = convert(&csv)
             .unwrap_err()
@@ -488,6 +503,7 @@ mod tests {
                 "line 3: month: 'maj' is not jan … dec",
                 "line 4: duration: '-5' is not a count",
                 "line 5: 20 fields, expected 21",
+                "line 6: campaign: 999999999 calls is more than 1000",
             ]
         );
         assert!(convert("\"age\";\"job\"\n").unwrap_err()[0]

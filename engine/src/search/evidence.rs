@@ -13,8 +13,10 @@
 //!   talk track's win rate is computed once outcomes are known.
 //!
 //! Personal data (e-mail addresses, phone numbers, ID and card numbers) is
-//! masked in every text and keyword before it leaves this module, so nothing
-//! unmasked is ever stored or indexed.
+//! masked in every text, keyword, contact id and title, meeting id and tag
+//! before it leaves this module. Event ids and account keys are kept as
+//! given: they are the keys a CRM resolves results by, and the contract asks
+//! that they carry no personal data.
 
 use rustc_hash::FxHashMap;
 use sha2::{Digest, Sha256};
@@ -136,8 +138,8 @@ impl EvidenceBuilder {
         let (text, meeting_id, rep) = match &event.body {
             Body::Crm(crm) => {
                 if let Some(industry) = &crm.industry {
-                    self.industries
-                        .insert(event.account.to_string(), industry.to_string());
+                    let industry = self.mask(industry);
+                    self.industries.insert(event.account.to_string(), industry);
                 }
                 let won = match crm.crm_type {
                     CrmType::DealWon => true,
@@ -164,7 +166,7 @@ impl EvidenceBuilder {
             }
             Body::Transcript(t) => (
                 t.text.to_string(),
-                t.meeting_id.as_deref().map(str::to_string),
+                t.meeting_id.as_deref().map(|m| self.mask(m)),
                 t.speaker_role == Some(SpeakerRole::Rep),
             ),
         };

@@ -9,7 +9,7 @@
 //! the analyzer it was built with, so a query is always analysed like the
 //! documents were.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::path::{Path, PathBuf};
 
@@ -21,7 +21,7 @@ use tantivy::schema::{
     STORED, STRING,
 };
 use tantivy::snippet::SnippetGenerator;
-use tantivy::{Index, IndexReader, IndexWriter, ReloadPolicy, TantivyDocument, Term};
+use tantivy::{Index, IndexReader, IndexWriter, Order, ReloadPolicy, TantivyDocument, Term};
 
 use super::evidence::EvidenceDoc;
 use super::tokenizer::{IntentTokenizer, NAME};
@@ -258,19 +258,19 @@ impl EvidenceIndex {
         })
     }
 
-    /// The newest event time in the index.
+    /// The newest time of an e-mail or utterance in the index (outcomes,
+    /// which may come from a file, do not count).
     fn newest(&self) -> Result<Option<i64>, SearchError> {
         let searcher = self.reader.searcher();
-        let mut newest = None;
-        for segment in searcher.segment_readers() {
-            if segment.num_docs() == 0 {
-                continue;
-            }
-            let column = segment.fast_fields().i64("ts")?;
-            let max = column.max_value();
-            newest = Some(newest.map_or(max, |n: i64| n.max(max)));
-        }
-        Ok(newest)
+        let query = TermQuery::new(
+            Term::from_field_text(self.fields.doc, "evidence"),
+            IndexRecordOption::Basic,
+        );
+        let top = searcher.search(
+            &query,
+            &TopDocs::with_limit(1).order_by_fast_field::<i64>("ts", Order::Desc),
+        )?;
+        Ok(top.first().and_then(|(ts, _)| *ts))
     }
 
     /// Runs a search: relevance-ranked hits with highlighted matches.
@@ -453,19 +453,24 @@ impl EvidenceIndex {
                 )),
             ),
         ]);
-        let mut accounts = BTreeSet::new();
+        // Each account the track was used with, and when it was first used.
+        let mut accounts: BTreeMap<String, i64> = BTreeMap::new();
         for address in searcher.search(&query, &DocSetCollector)? {
             let doc: TantivyDocument = searcher.doc(address)?;
-            if let Some(account) = doc.get_first(f.account).and_then(|v| v.as_str()) {
-                accounts.insert(account.to_string());
+            let account = doc.get_first(f.account).and_then(|v| v.as_str());
+            let ts = doc.get_first(f.ts).and_then(|v| v.as_i64());
+            if let (Some(account), Some(ts)) = (account, ts) {
+                let first = accounts.entry(account.to_string()).or_insert(ts);
+                *first = (*first).min(ts);
             }
         }
+        // An outcome counts when it came after the track was used.
         let (mut won, mut lost) = (0, 0);
-        for account in &accounts {
+        for (account, first_use) in &accounts {
             match outcomes.get(account) {
-                Some((_, true)) => won += 1,
-                Some((_, false)) => lost += 1,
-                None => {}
+                Some((ts, true)) if ts >= first_use => won += 1,
+                Some((ts, false)) if ts >= first_use => lost += 1,
+                _ => {}
             }
         }
         Ok(TrackStats {
@@ -659,7 +664,8 @@ impl Highlight {
     }
 }
 
-/// How a talk track fared: the accounts it was used with and their outcomes.
+/// How a talk track fared: the accounts it was used with and the outcomes
+/// that followed its first use there.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct TrackStats {
     pub accounts: u64,

@@ -221,15 +221,33 @@ pub async fn start(client: &async_nats::Client, shared: Arc<Shared>) -> Result<s
             while let Some(request) = endpoint.next().await {
                 // A bug in a handler answers 500 rather than ending the
                 // endpoint's task (and every later request timing out).
-                let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                    handle(&shared, name, &request.message.payload)
-                }))
-                .unwrap_or_else(|_| {
-                    Err(ApiError {
-                        code: 500,
-                        message: format!("internal error in {name}"),
+                let call = {
+                    let shared = Arc::clone(&shared);
+                    let payload = request.message.payload.clone();
+                    move || {
+                        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                            handle(&shared, name, &payload)
+                        }))
+                        .unwrap_or_else(|_| {
+                            Err(ApiError {
+                                code: 500,
+                                message: format!("internal error in {name}"),
+                            })
+                        })
+                    }
+                };
+                // A search reads the index from disk: off the thread that
+                // consumes events.
+                let result = if name == "search" {
+                    tokio::task::spawn_blocking(call).await.unwrap_or_else(|_| {
+                        Err(ApiError {
+                            code: 500,
+                            message: "internal error in search".into(),
+                        })
                     })
-                });
+                } else {
+                    call()
+                };
                 let response = match result {
                     Ok(value) => Ok(Bytes::from(
                         serde_json::to_vec(&value).expect("JSON values serialize"),

@@ -129,6 +129,8 @@ pub struct ServeConfig {
     /// How often new evidence is committed to the index and made searchable.
     #[serde(deserialize_with = "duration")]
     pub index_commit: Duration,
+    /// Customer utterances raising this signal make talk-track snippets.
+    pub talk_track_signal: String,
 }
 
 fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
@@ -168,6 +170,7 @@ impl Default for ServeConfig {
             replicas: 1,
             index: None,
             index_commit: Duration::from_secs(1),
+            talk_track_signal: crate::search::evidence::DEFAULT_TALK_TRACK_SIGNAL.into(),
         }
     }
 }

@@ -12,6 +12,7 @@ pub mod api;
 pub mod client;
 pub mod config;
 pub mod defs;
+pub mod evidence;
 mod jetstream_mode;
 pub mod reload;
 pub mod setup;
@@ -113,9 +114,6 @@ pub async fn run(config: ServeConfig) -> Result<()> {
     shared.counters.slow_consumer = shared_slow;
     shared.evidence = evidence;
     let shared = Arc::new(shared);
-    if shared.evidence.is_some() {
-        spawn_index_committer(Arc::clone(&shared), config.index_commit);
-    }
 
     let (stop_tx, stop_rx) = watch::channel(false);
     tokio::spawn(async move {
@@ -165,9 +163,7 @@ pub async fn run(config: ServeConfig) -> Result<()> {
     };
     flush(&client).await;
     if let Some(evidence) = &shared.evidence {
-        if let Err(err) = evidence.commit() {
-            tracing::error!(error = %err, "could not commit the evidence index");
-        }
+        evidence.close();
     }
     let stats = shared.stats_json();
     tracing::info!(%stats, "stopped");
@@ -180,8 +176,8 @@ fn open_evidence(
     config: &ServeConfig,
     path: &std::path::Path,
     defs: &crate::SignalSet,
-) -> Result<state::Evidence> {
-    use crate::search::{EvidenceBuilder, EvidenceIndex, EvidenceSink};
+) -> Result<evidence::Evidence> {
+    use crate::search::{EvidenceBuilder, EvidenceIndex};
     let index = match config.mode {
         Mode::Core if path.join("intent-index.json").exists() => {
             EvidenceIndex::open(path, Some(&defs.analyzer))?
@@ -191,29 +187,13 @@ fn open_evidence(
     // One indexing thread: the machine's cores belong to the engine.
     let writer = index.writer(1, 32 << 20)?;
     tracing::info!(path = %path.display(), "evidence index open; search is on");
-    Ok(state::Evidence::new(
+    Ok(evidence::Evidence::start(
         index,
-        EvidenceSink::new(EvidenceBuilder::default(), writer),
+        writer,
+        EvidenceBuilder::new(&config.talk_track_signal),
+        defs.analyzer.clone(),
+        config.index_commit,
     ))
-}
-
-/// Commits new evidence every `every`, on a blocking thread (commits sync
-/// files to disk).
-fn spawn_index_committer(shared: Arc<Shared>, every: Duration) {
-    tokio::spawn(async move {
-        let mut tick = tokio::time::interval(every.max(Duration::from_millis(50)));
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        loop {
-            tick.tick().await;
-            let shared = Arc::clone(&shared);
-            let result =
-                tokio::task::spawn_blocking(move || shared.evidence.as_ref().map(|e| e.commit()))
-                    .await;
-            if let Ok(Some(Err(err))) = result {
-                tracing::error!(error = %err, "evidence index commit failed; search shows older evidence");
-            }
-        }
-    });
 }
 
 fn spawn_watchers(

@@ -11,7 +11,7 @@ use futures_util::StreamExt;
 
 use super::defs::{is_defs_key, DefsSource};
 use super::state::Shared;
-use crate::signal_defs::DefErrors;
+use crate::signal_defs::{DefError, DefErrors};
 
 /// Compiles the sources as they are now and swaps them in when valid and
 /// different. Returns the version in force and whether it changed.
@@ -21,6 +21,29 @@ fn swap_in(shared: &Shared, source: &mut DefsSource) -> Result<(String, bool), D
         Ok(set) => {
             for warning in &set.warnings {
                 tracing::warn!(%warning, "signal definitions");
+            }
+            if let Some(evidence) = &shared.evidence {
+                let (now, built) = (&set.analyzer, &evidence.analyzer);
+                if now.language() != built.language() || now.prefix_fold() != built.prefix_fold() {
+                    shared
+                        .counters
+                        .reload_failures
+                        .fetch_add(1, Ordering::Relaxed);
+                    let (file, line) = analyzer_section(source.dir());
+                    let errors = DefErrors(vec![DefError {
+                        file,
+                        line,
+                        message: format!(
+                            "the analyzer cannot change from {} (prefix fold {}) to {} (prefix fold {}) while the evidence index is on: the index would be searched with other tokens than it holds; restart intent serve to rebuild it",
+                            built.language(),
+                            built.prefix_fold(),
+                            now.language(),
+                            now.prefix_fold()
+                        ),
+                    }]);
+                    tracing::warn!("signal definitions refused:\n{errors}");
+                    return Err(errors);
+                }
             }
             let mut pipeline = shared.pipeline();
             let version = set.version.to_string();
@@ -42,6 +65,34 @@ fn swap_in(shared: &Shared, source: &mut DefsSource) -> Result<(String, bool), D
             Err(errors)
         }
     }
+}
+
+/// Where `[analyzer]` is set: the first `.toml` file below `dir` (in the
+/// order definitions are read) with that header, and its line.
+fn analyzer_section(dir: &std::path::Path) -> (std::path::PathBuf, usize) {
+    fn files(dir: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return;
+        };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            if path.is_dir() {
+                files(&path, out);
+            } else if path.extension().is_some_and(|e| e == "toml") {
+                out.push(path);
+            }
+        }
+    }
+    let mut paths = Vec::new();
+    files(dir, &mut paths);
+    paths.sort();
+    for path in paths {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        if let Some(i) = text.lines().position(|l| l.trim() == "[analyzer]") {
+            return (path, i + 1);
+        }
+    }
+    (dir.to_path_buf(), 0)
 }
 
 /// Re-reads the directory (with the KV overlay) now.

@@ -17,7 +17,6 @@ use serde::Serialize;
 use super::defs::DefsSource;
 use super::subjects::{subject_token, Subjects, CLOCK_KIND};
 use crate::ingest::{decode_with, sniff_kind, DecodeError};
-use crate::search::{EvidenceIndex, EvidenceSink, SearchError};
 use crate::{Action, Pipeline, Timestamp};
 
 /// One message taken from NATS.
@@ -99,48 +98,10 @@ pub struct Shared {
     pub subjects: Subjects,
     pub mode: &'static str,
     /// The evidence index, when serving `search`.
-    pub evidence: Option<Evidence>,
+    pub evidence: Option<super::evidence::Evidence>,
     /// Test hook: an event with this id makes processing panic
     /// (`INTENT_FAULT_EVENT_ID`), to exercise the unprocessable-event path.
     fault_event_id: Option<String>,
-}
-
-/// The evidence index of a serving engine: events feed the sink as they are
-/// applied; a timer commits; `search` reads.
-pub struct Evidence {
-    sink: Mutex<EvidenceSink>,
-    pub index: EvidenceIndex,
-}
-
-impl Evidence {
-    pub fn new(index: EvidenceIndex, sink: EvidenceSink) -> Evidence {
-        Evidence {
-            sink: Mutex::new(sink),
-            index,
-        }
-    }
-
-    fn sink(&self) -> MutexGuard<'_, EvidenceSink> {
-        self.sink
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    /// Commits what was added since the last commit and shows it to
-    /// searches. Blocking I/O: call it off the consume loop.
-    pub fn commit(&self) -> Result<u64, SearchError> {
-        let mut sink = self.sink();
-        if let Some(err) = sink.error.take() {
-            return Err(err);
-        }
-        let pending = sink.writer.pending();
-        if pending > 0 {
-            sink.writer.commit()?;
-            drop(sink);
-            self.index.refresh()?;
-        }
-        Ok(pending)
-    }
 }
 
 impl Shared {
@@ -253,7 +214,7 @@ impl Shared {
                 None => pipeline.process(&event, &mut out.actions),
                 Some(evidence) => {
                     pipeline.process_observed(&event, &mut out.actions, |defs, obs| {
-                        evidence.sink().observe(defs, &event, obs)
+                        evidence.observe(defs, &event, obs)
                     })
                 }
             }

@@ -19,6 +19,7 @@ fn backtest(extra: &[&str]) -> std::process::Output {
         .arg(dir.join("outcomes.jsonl"))
         .arg("--signals")
         .arg(root().join("signal-defs"))
+        .arg("--no-index")
         .args(extra)
         .output()
         .unwrap()
@@ -118,6 +119,7 @@ fn a_baseline_prints_side_by_side_and_bad_outcomes_are_refused() {
         .arg(&bad)
         .arg("--signals")
         .arg(root().join("signal-defs"))
+        .arg("--no-index")
         .output()
         .unwrap();
     assert!(!out.status.success());

@@ -30,7 +30,7 @@ fn intent(args: &[&std::ffi::OsStr]) -> String {
 
 fn history_args(command: &str, signals: &Path, at_days: &str) -> Vec<std::ffi::OsString> {
     let f = fixture();
-    vec![
+    let mut args: Vec<std::ffi::OsString> = vec![
         command.into(),
         "--events".into(),
         f.join("events.jsonl").into(),
@@ -41,7 +41,11 @@ fn history_args(command: &str, signals: &Path, at_days: &str) -> Vec<std::ffi::O
         "--at-days".into(),
         at_days.into(),
         "--json".into(),
-    ]
+    ];
+    if command == "backtest" {
+        args.push("--no-index".into());
+    }
+    args
 }
 
 fn run_json(args: Vec<std::ffi::OsString>) -> Value {
@@ -84,7 +88,15 @@ fn the_shipped_conversion_is_what_the_converter_writes() {
 #[test]
 fn backtest_then_tune_on_real_outcomes() {
     let guessed = fixture().join("signal-defs");
-    let before = run_json(history_args("backtest", &guessed, "1"));
+    // Backtest builds the evidence index as it goes (here: outcomes only,
+    // the bank's history has no text).
+    let index = tempfile::tempdir().unwrap();
+    let index_dir = index.path().join("idx");
+    let mut args = history_args("backtest", &guessed, "1");
+    args.retain(|a| a != "--no-index");
+    args.extend(["--index".into(), index_dir.clone().into()]);
+    let before = run_json(args);
+    assert!(index_dir.join("intent-index.json").exists());
     let report = &before["report"];
     assert_eq!(report["accounts_with_outcome"], 4119);
     assert_eq!(report["won"], 451);

@@ -988,7 +988,11 @@ async fn search_answers_over_nats_and_a_restart_rebuilds_the_index_without_dupli
     let server = NatsServer::start();
     let index = tempfile::tempdir().unwrap();
     let index_arg = index.path().join("idx");
+    let signals = index.path().join("signal-defs");
+    copy_dir(&root().join("signal-defs"), &signals);
     let args = [
+        "--signals",
+        signals.to_str().unwrap(),
         "--index",
         index_arg.to_str().unwrap(),
         "--index-commit",
@@ -1050,8 +1054,54 @@ async fn search_answers_over_nats_and_a_restart_rebuilds_the_index_without_dupli
     .unwrap_err();
     assert_eq!((code.as_str(), message.contains("kind")), ("400", true));
 
+    // The analyzer cannot change under a running index: the reload is
+    // refused naming where [analyzer] is, and the running set stays.
+    let engine_toml = signals.join("engine.toml");
+    let original = std::fs::read_to_string(&engine_toml).unwrap();
+    std::fs::write(
+        &engine_toml,
+        original.replace("prefix_fold = 7", "prefix_fold = 6"),
+    )
+    .unwrap();
+    let (code, message) = request(&client, "intent.api.reload", Value::Null)
+        .await
+        .unwrap_err();
+    let line = original
+        .lines()
+        .position(|l| l.trim() == "[analyzer]")
+        .unwrap()
+        + 1;
+    assert_eq!(code, "422", "{message}");
+    assert!(
+        message.contains(&format!("engine.toml:{line}: the analyzer cannot change")),
+        "{message}"
+    );
+    std::fs::write(&engine_toml, original).unwrap();
+
+    let applied = n(&stats(&client).await, "applied");
     assert!(engine.terminate(Duration::from_secs(20)).success());
     let _engine = Engine::start(&server, &args, &[]).await;
-    // Rebuilt from the stream: the same matches, each once.
-    search_until(&client, json!({"query": query, "limit": 50}), total).await;
+    // Rebuilt from the stream: once every event is applied again and a few
+    // commit intervals have passed, the same matches, each once.
+    wait_for(&client, "the rebuild", Duration::from_secs(30), |s| {
+        n(s, "applied") >= applied
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(1_000)).await;
+    let after = request(
+        &client,
+        "intent.api.search",
+        json!({"query": query, "limit": 50}),
+    )
+    .await
+    .unwrap();
+    assert_eq!(after["total"], total, "{after:#}");
+    let ids: Vec<&str> = after["hits"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["event_id"].as_str().unwrap())
+        .collect();
+    let unique: BTreeSet<&str> = ids.iter().copied().collect();
+    assert_eq!(unique.len(), ids.len(), "an event indexed twice: {ids:?}");
 }

@@ -266,6 +266,26 @@ pub fn search_cmd(args: SearchArgs) -> Result<ExitCode> {
     }
 }
 
+/// A highlighted fragment for the terminal: control characters in the
+/// prospect's text (line breaks, escape sequences that could drive the
+/// terminal) become spaces of the same byte length, so the match ranges
+/// still hold; then the matches are wrapped in `open` … `close`.
+fn printable(h: &engine::search::index::Highlight, open: &str, close: &str) -> String {
+    let mut fragment = String::with_capacity(h.fragment.len());
+    for c in h.fragment.chars() {
+        if c.is_control() {
+            fragment.extend(std::iter::repeat_n(' ', c.len_utf8()));
+        } else {
+            fragment.push(c);
+        }
+    }
+    engine::search::index::Highlight {
+        fragment,
+        matches: h.matches.clone(),
+    }
+    .marked(open, close)
+}
+
 /// Hits for a terminal: matches in bold (or between ** on a pipe).
 fn search_text(results: &engine::search::SearchResults, tty: bool) -> String {
     use std::fmt::Write as _;
@@ -309,22 +329,10 @@ fn search_text(results: &engine::search::SearchResults, tty: bool) -> String {
             let _ = writeln!(out, "   contact {contact}{title}");
         }
         if let Some(rep) = &hit.rep_text {
-            let _ = writeln!(
-                out,
-                "   rep:      {}",
-                rep.marked(open, close).replace('\n', " ")
-            );
-            let _ = writeln!(
-                out,
-                "   customer: {}",
-                hit.text.marked(open, close).replace('\n', " ")
-            );
+            let _ = writeln!(out, "   rep:      {}", printable(rep, open, close));
+            let _ = writeln!(out, "   customer: {}", printable(&hit.text, open, close));
         } else {
-            let _ = writeln!(
-                out,
-                "   {}",
-                hit.text.marked(open, close).replace('\n', " ")
-            );
+            let _ = writeln!(out, "   {}", printable(&hit.text, open, close));
         }
         if !hit.signals.is_empty() {
             let _ = writeln!(out, "   signals: {}", hit.signals.join(", "));

@@ -220,6 +220,9 @@ struct ServeArgs {
     /// How often new evidence becomes searchable.
     #[arg(long)]
     index_commit: Option<String>,
+    /// Customer utterances raising this signal make talk-track snippets.
+    #[arg(long)]
+    talk_track_signal: Option<String>,
 }
 
 #[derive(Args)]
@@ -620,6 +623,9 @@ fn serve_cmd(args: ServeArgs) -> Result<ExitCode> {
     duration_flag("index-commit", &args.index_commit, &mut config.index_commit)?;
     if let Some(v) = args.index {
         config.index = Some(v);
+    }
+    if let Some(v) = args.talk_track_signal {
+        config.talk_track_signal = v;
     }
     if let Some(v) = args.kv_bucket {
         config.kv_bucket = v;
