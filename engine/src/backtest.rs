@@ -262,6 +262,26 @@ pub trait ReplayObserver {
 
 impl ReplayObserver for () {}
 
+/// Two observers, each shown everything, the first one first.
+impl<A: ReplayObserver + ?Sized, B: ReplayObserver + ?Sized> ReplayObserver for (&mut A, &mut B) {
+    fn before(&mut self, pipeline: &Pipeline, event: &Event<'_>) {
+        self.0.before(pipeline, event);
+        self.1.before(pipeline, event);
+    }
+    fn observed(&mut self, defs: &SignalSet, event: &Event<'_>, obs: &Observation) {
+        self.0.observed(defs, event, obs);
+        self.1.observed(defs, event, obs);
+    }
+    fn applied(&mut self, pipeline: &Pipeline, event: &Event<'_>, actions: &[Action]) {
+        self.0.applied(pipeline, event, actions);
+        self.1.applied(pipeline, event, actions);
+    }
+    fn finished(&mut self, pipeline: &Pipeline) {
+        self.0.finished(pipeline);
+        self.1.finished(pipeline);
+    }
+}
+
 /// [`replay_history`], showing `observer` each event.
 pub fn replay_history_observed(
     defs: Arc<SignalSet>,

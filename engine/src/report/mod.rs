@@ -175,10 +175,13 @@ impl ReplayObserver for Tracer {
     }
 }
 
-/// Replays the history (opened twice through `open`) and gathers the page's data.
+/// Replays the history (opened twice through `open`) and gathers the page's
+/// data; `observer` is shown the first replay (the CLI builds the evidence
+/// index from it).
 pub fn collect<'r>(
     input: &ReportInput<'_>,
     mut open: impl FnMut() -> io::Result<Vec<Box<dyn BufRead + 'r>>>,
+    observer: &mut dyn ReplayObserver,
 ) -> io::Result<ReportData> {
     let mut survey = Survey {
         want_top: input.top,
@@ -191,7 +194,7 @@ pub fn collect<'r>(
         input.outcomes,
         input.at_days,
         |_| {},
-        &mut survey,
+        &mut (&mut survey, observer),
     )?;
     let with_outcomes = !input.outcomes.is_empty();
     let outcome_of: BTreeMap<&str, bool> = input

@@ -42,9 +42,8 @@ fn history_args(command: &str, signals: &Path, at_days: &str) -> Vec<std::ffi::O
         at_days.into(),
         "--json".into(),
     ];
-    if command == "backtest" {
-        args.push("--no-index".into());
-    }
+    // Tests never write the default ./intent-index (they run in parallel).
+    args.push("--no-index".into());
     args
 }
 

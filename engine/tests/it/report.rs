@@ -16,6 +16,7 @@ fn report(args: &[&str], out: &Path) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_intent"))
         .current_dir(root())
         .arg("report")
+        .arg("--no-index")
         .args(args)
         .arg("--out")
         .arg(out)

@@ -57,6 +57,7 @@ fn tune(
         .arg(outcomes)
         .arg("--signals")
         .arg(root().join("signal-defs"))
+        .arg("--no-index")
         .args(extra)
         .output()
         .unwrap()

@@ -83,6 +83,47 @@ pub struct IndexOpts {
     pub talk_track_signal: String,
 }
 
+/// The evidence index that backtest, tune and report build as they replay.
+#[derive(Args, Clone)]
+pub struct OptionalIndex {
+    #[command(flatten)]
+    pub opts: IndexOpts,
+    /// Do not build the evidence index.
+    #[arg(long)]
+    pub no_index: bool,
+}
+
+impl OptionalIndex {
+    pub fn start(&self, defs: &engine::SignalSet) -> Result<Option<Indexing>> {
+        (!self.no_index)
+            .then(|| Indexing::start(&self.opts, defs))
+            .transpose()
+    }
+}
+
+/// Finishes an index built during a replay and reports it on stderr.
+pub fn finish_index(
+    indexing: Option<Indexing>,
+    outcomes: &[engine::backtest::Outcome],
+    events: u64,
+) -> Result<()> {
+    if let Some(indexing) = indexing {
+        eprintln!("{}", indexing.finish(outcomes, events)?);
+    }
+    Ok(())
+}
+
+/// The index's observer, or one that does nothing.
+pub fn observer<'a>(
+    indexing: &'a mut Option<Indexing>,
+    none: &'a mut (),
+) -> &'a mut dyn engine::backtest::ReplayObserver {
+    match indexing {
+        Some(indexing) => &mut indexing.sink,
+        None => none,
+    }
+}
+
 #[derive(Args)]
 pub struct IndexArgs {
     /// Event files (JSON lines, in time order).
@@ -410,6 +451,8 @@ pub struct ReportArgs {
     /// Directory for report.html (created).
     #[arg(long)]
     pub out: PathBuf,
+    #[command(flatten)]
+    pub index: OptionalIndex,
 }
 
 pub fn report_cmd(args: ReportArgs) -> Result<ExitCode> {
@@ -435,10 +478,14 @@ pub fn report_cmd(args: ReportArgs) -> Result<ExitCode> {
         },
         signals_source: args.signals.display().to_string(),
     };
-    let data = engine::report::collect(&input, || {
-        crate::open_events(&args.events).map_err(std::io::Error::other)
-    })
+    let mut indexing = args.index.start(&input.defs)?;
+    let data = engine::report::collect(
+        &input,
+        || crate::open_events(&args.events).map_err(std::io::Error::other),
+        observer(&mut indexing, &mut ()),
+    )
     .context("reading events")?;
+    finish_index(indexing, &outcomes, data.events_read)?;
     std::fs::create_dir_all(&args.out)
         .with_context(|| format!("cannot create {}", args.out.display()))?;
     let path = args.out.join("report.html");

@@ -97,10 +97,7 @@ struct BacktestArgs {
     #[arg(long)]
     json: bool,
     #[command(flatten)]
-    index: analyst::IndexOpts,
-    /// Do not build the evidence index.
-    #[arg(long)]
-    no_index: bool,
+    index: analyst::OptionalIndex,
 }
 
 #[derive(Args)]
@@ -135,6 +132,8 @@ struct TuneArgs {
     /// Print the fit as JSON.
     #[arg(long)]
     json: bool,
+    #[command(flatten)]
+    index: analyst::OptionalIndex,
 }
 
 /// Connection settings shared by the NATS commands.
@@ -798,9 +797,11 @@ fn backtest_cmd(args: BacktestArgs) -> Result<ExitCode> {
     let mut summary = None;
     let mut run = |dir: &Path, index: bool| -> Result<engine::backtest::Report> {
         let defs = Arc::new(load_signals(dir)?);
-        let mut indexing = index
-            .then(|| analyst::Indexing::start(&args.index, &defs))
-            .transpose()?;
+        let mut indexing = if index {
+            args.index.start(&defs)?
+        } else {
+            None
+        };
         let inputs = open_events(&args.events)?;
         let progress = (io::stderr().is_terminal() && total_bytes > 16 * 1024 * 1024).then(|| {
             let bar = ProgressBar::new(total_bytes);
@@ -811,11 +812,8 @@ fn backtest_cmd(args: BacktestArgs) -> Result<ExitCode> {
             bar.set_message(dir.display().to_string());
             bar
         });
-        let mut no_index = ();
-        let observer: &mut dyn engine::backtest::ReplayObserver = match &mut indexing {
-            Some(indexing) => &mut indexing.sink,
-            None => &mut no_index,
-        };
+        let mut none = ();
+        let observer = analyst::observer(&mut indexing, &mut none);
         let history = engine::backtest::replay_history_observed(
             defs,
             config.clone(),
@@ -838,7 +836,7 @@ fn backtest_cmd(args: BacktestArgs) -> Result<ExitCode> {
         }
         Ok(engine::backtest::report(&history))
     };
-    let report = run(&args.signals, !args.no_index)?;
+    let report = run(&args.signals, true)?;
     let baseline = args
         .baseline
         .as_deref()
@@ -895,15 +893,18 @@ fn tune_cmd(args: TuneArgs) -> Result<ExitCode> {
         ..PipelineConfig::default()
     };
     let inputs = open_events(&args.events)?;
-    let history = engine::backtest::replay_history(
+    let mut indexing = args.index.start(&defs)?;
+    let history = engine::backtest::replay_history_observed(
         Arc::clone(&defs),
         config,
         inputs,
         &outcomes,
         args.at_days,
         |_| {},
+        analyst::observer(&mut indexing, &mut ()),
     )
     .context("reading events")?;
+    analyst::finish_index(indexing, &outcomes, history.events_read)?;
     let names: Vec<String> = defs.signals.iter().map(|s| s.id.to_string()).collect();
     let current: Vec<f64> = defs.signals.iter().map(|s| s.weight).collect();
     let fit = engine::tune::tune(
