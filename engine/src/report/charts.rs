@@ -1,6 +1,7 @@
 //! The report's charts, drawn with plotters into SVG strings (embedded in
 //! the page as they are: no images to fetch).
 
+use plotters::coord::ranged1d::Ranged;
 use plotters::prelude::*;
 
 use super::{FiringBins, Trajectory, TuneView};
@@ -32,6 +33,36 @@ fn color(i: usize) -> RGBColor {
         RGBColor(23, 190, 207),
     ];
     COLORS[i % COLORS.len()]
+}
+
+type Chart<'a, X, Y> = ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>;
+
+/// The legend box of a chart's labelled series.
+fn legend<X: Ranged, Y: Ranged>(
+    chart: &mut Chart<'_, X, Y>,
+    position: SeriesLabelPosition,
+) -> Result<(), String> {
+    chart
+        .configure_series_labels()
+        .background_style(WHITE.mix(0.85))
+        .border_style(BLACK)
+        .position(position)
+        .draw()
+        .map_err(err)
+}
+
+/// A legend entry with a filled square, for bars.
+fn legend_box<X: Ranged<ValueType = f64>, Y: Ranged<ValueType = f64>>(
+    chart: &mut Chart<'_, X, Y>,
+    label: &str,
+    style: ShapeStyle,
+) -> Result<(), String> {
+    chart
+        .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
+        .map_err(err)?
+        .label(label)
+        .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], style));
+    Ok(())
 }
 
 /// One account's score over time, its rule firings marked and named.
@@ -155,13 +186,7 @@ pub fn firings_over_time(bins: &FiringBins, rules: &[String]) -> ChartResult {
                     PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperRight)
-            .draw()
-            .map_err(err)?;
+        legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         root.present().map_err(err)?;
     }
     Ok(svg)
@@ -202,13 +227,7 @@ pub fn roc(curves: &[(String, &[(f64, f64)])]) -> ChartResult {
                     PathElement::new(vec![(x, y), (x + 18, y)], c.stroke_width(2))
                 });
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()
-            .map_err(err)?;
+        legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         root.present().map_err(err)?;
     }
     Ok(svg)
@@ -265,25 +284,9 @@ pub fn calibration(bins: &[CalibrationBin]) -> ChartResult {
                     .map_err(err)?;
             }
         }
-        chart
-            .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
-            .map_err(err)?
-            .label("mean score / 100")
-            .legend(move |(x, y)| {
-                Rectangle::new([(x, y - 5), (x + 14, y + 5)], mean.mix(0.6).filled())
-            });
-        chart
-            .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
-            .map_err(err)?
-            .label("win rate")
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], won.filled()));
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::UpperLeft)
-            .draw()
-            .map_err(err)?;
+        legend_box(&mut chart, "mean score / 100", mean.mix(0.6).filled())?;
+        legend_box(&mut chart, "win rate", won.filled())?;
+        legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         root.present().map_err(err)?;
     }
     Ok(svg)
@@ -348,23 +351,9 @@ pub fn weights(view: &TuneView) -> ChartResult {
                 BLACK.stroke_width(1),
             ))
             .map_err(err)?;
-        chart
-            .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
-            .map_err(err)?
-            .label("current")
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], cur.filled()));
-        chart
-            .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
-            .map_err(err)?
-            .label("learned")
-            .legend(move |(x, y)| Rectangle::new([(x, y - 5), (x + 14, y + 5)], new.filled()));
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .position(SeriesLabelPosition::LowerRight)
-            .draw()
-            .map_err(err)?;
+        legend_box(&mut chart, "current", cur.filled())?;
+        legend_box(&mut chart, "learned", new.filled())?;
+        legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         root.present().map_err(err)?;
     }
     Ok(svg)
