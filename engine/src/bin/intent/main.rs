@@ -19,7 +19,8 @@ use engine::synth::{self, Corpus, SynthConfig};
 use engine::time::{parse_duration_ms, Timestamp};
 use engine::{Pipeline, PipelineConfig};
 
-mod analyst;
+mod history;
+mod search;
 
 #[derive(Parser)]
 #[command(
@@ -48,21 +49,21 @@ enum Command {
     Synth(SynthArgs),
     /// Replay history against won/lost outcomes: how well each rule, each
     /// signal and the score foretold them.
-    Backtest(BacktestArgs),
+    Backtest(history::BacktestArgs),
     /// Fit signal weights on labeled history (logistic regression, held-out
     /// accounts); with --write, a new signal-defs directory with them.
-    Tune(TuneArgs),
+    Tune(history::TuneArgs),
     /// Convert a public labeled data set into events and outcomes.
-    Import(analyst::ImportArgs),
+    Import(history::ImportArgs),
     /// Build the evidence and talk-track search index from event files.
-    Index(analyst::IndexArgs),
+    Index(search::IndexArgs),
     /// Search the evidence (e-mails, utterances) or, with --snippets, the
     /// talk tracks, ranked by relevance with matches highlighted.
-    Search(analyst::SearchArgs),
+    Search(search::SearchArgs),
     /// Write one self-contained HTML page with charts: score trajectories,
     /// firings per rule, and with outcomes the ROC curve, calibration and
     /// tune's learned weights.
-    Report(analyst::ReportArgs),
+    Report(history::ReportArgs),
     /// Run the engine as a NATS service (see README "Serving over NATS").
     Serve(Box<ServeArgs>),
     /// Publish events from JSON-lines files to NATS, with `Nats-Msg-Id`.
@@ -71,69 +72,6 @@ enum Command {
     Query(QueryArgs),
     /// Print actions (or dead letters) as they arrive.
     Tail(TailArgs),
-}
-
-#[derive(Args)]
-struct BacktestArgs {
-    /// Event files (JSON lines, in time order).
-    #[arg(long, required = true, num_args = 1..)]
-    events: Vec<PathBuf>,
-    /// Outcomes: JSON lines {"account", "outcome": "won"|"lost", "ts"}.
-    #[arg(long)]
-    outcomes: PathBuf,
-    /// Signal definitions directory.
-    #[arg(long, default_value = "signal-defs")]
-    signals: PathBuf,
-    /// Take the score this many days before each outcome.
-    #[arg(long, default_value_t = 14.0)]
-    at_days: f64,
-    /// Also run these definitions and print both side by side.
-    #[arg(long)]
-    baseline: Option<PathBuf>,
-    /// How late an event may arrive and still be placed in time order.
-    #[arg(long, default_value = "10m")]
-    lateness: String,
-    /// Print the report as JSON ({"report", "baseline"}).
-    #[arg(long)]
-    json: bool,
-    #[command(flatten)]
-    index: analyst::OptionalIndex,
-}
-
-#[derive(Args)]
-struct TuneArgs {
-    /// Event files (JSON lines, in time order).
-    #[arg(long, required = true, num_args = 1..)]
-    events: Vec<PathBuf>,
-    /// Outcomes: JSON lines {"account", "outcome": "won"|"lost", "ts"}.
-    #[arg(long)]
-    outcomes: PathBuf,
-    /// The signal definitions to start from.
-    #[arg(long, default_value = "signal-defs")]
-    signals: PathBuf,
-    /// Features are taken this many days before each outcome.
-    #[arg(long, default_value_t = 14.0)]
-    at_days: f64,
-    /// L2 penalty.
-    #[arg(long, default_value_t = 1.0)]
-    l2: f64,
-    /// Share of accounts held out for the comparison.
-    #[arg(long, default_value_t = 0.3)]
-    holdout: f64,
-    /// Seed of the account split.
-    #[arg(long, default_value_t = 7)]
-    seed: u64,
-    /// Write a copy of --signals with the learned weights here (a new or
-    /// empty directory; never the input).
-    #[arg(long)]
-    write: Option<PathBuf>,
-    #[arg(long, default_value = "10m")]
-    lateness: String,
-    /// Print the fit as JSON.
-    #[arg(long)]
-    json: bool,
-    #[command(flatten)]
-    index: analyst::OptionalIndex,
 }
 
 /// Connection settings shared by the NATS commands.
@@ -336,12 +274,12 @@ fn main() -> ExitCode {
         Command::Replay(args) => replay(args),
         Command::Check { dir } => check(&dir),
         Command::Synth(args) => synth_cmd(args),
-        Command::Backtest(args) => backtest_cmd(args),
-        Command::Tune(args) => tune_cmd(args),
-        Command::Import(args) => analyst::import_cmd(args),
-        Command::Index(args) => analyst::index_cmd(args),
-        Command::Search(args) => analyst::search_cmd(args),
-        Command::Report(args) => analyst::report_cmd(args),
+        Command::Backtest(args) => history::backtest_cmd(args),
+        Command::Tune(args) => history::tune_cmd(args),
+        Command::Import(args) => history::import_cmd(args),
+        Command::Index(args) => search::index_cmd(args),
+        Command::Search(args) => search::search_cmd(args),
+        Command::Report(args) => history::report_cmd(args),
         Command::Serve(args) => serve_cmd(*args),
         Command::Publish(args) => publish_cmd(args),
         Command::Query(args) => query_cmd(args),
@@ -779,203 +717,4 @@ fn tail_cmd(args: TailArgs) -> Result<ExitCode> {
         Err(e) => Err(e),
         Ok(_) => Ok(ExitCode::SUCCESS),
     }
-}
-
-fn backtest_cmd(args: BacktestArgs) -> Result<ExitCode> {
-    let outcomes = read_outcomes(&args.outcomes)?;
-    let config = PipelineConfig {
-        allowed_lateness_ms: parse_duration_ms(&args.lateness)
-            .map_err(|e| anyhow::anyhow!("--lateness: {e}"))?,
-        ..PipelineConfig::default()
-    };
-    let total_bytes: u64 = args
-        .events
-        .iter()
-        .filter_map(|p| std::fs::metadata(p).ok())
-        .map(|m| m.len())
-        .sum();
-    let mut summary = None;
-    let mut run = |dir: &Path, index: bool| -> Result<engine::backtest::Report> {
-        let defs = Arc::new(load_signals(dir)?);
-        let mut indexing = if index {
-            args.index.start(&defs)?
-        } else {
-            None
-        };
-        let inputs = open_events(&args.events)?;
-        let progress = (io::stderr().is_terminal() && total_bytes > 16 * 1024 * 1024).then(|| {
-            let bar = ProgressBar::new(total_bytes);
-            bar.set_style(
-                ProgressStyle::with_template("{msg} {bar:40} {bytes}/{total_bytes} eta {eta}")
-                    .expect("valid template"),
-            );
-            bar.set_message(dir.display().to_string());
-            bar
-        });
-        let mut none = ();
-        let observer = analyst::observer(&mut indexing, &mut none);
-        let history = engine::backtest::replay_history_observed(
-            defs,
-            config.clone(),
-            inputs,
-            &outcomes,
-            args.at_days,
-            |bytes| {
-                if let Some(bar) = &progress {
-                    bar.set_position(bytes);
-                }
-            },
-            observer,
-        )
-        .context("reading events")?;
-        if let Some(bar) = progress {
-            bar.finish_and_clear();
-        }
-        if let Some(indexing) = indexing {
-            summary = Some(indexing.finish(&outcomes, history.events_read)?);
-        }
-        Ok(engine::backtest::report(&history))
-    };
-    let report = run(&args.signals, true)?;
-    let baseline = args
-        .baseline
-        .as_deref()
-        .map(|dir| run(dir, false))
-        .transpose()?;
-    if let Some(summary) = summary {
-        eprintln!("{summary}");
-    }
-    let text = if args.json {
-        serde_json::to_string_pretty(
-            &serde_json::json!({ "report": report, "baseline": baseline }),
-        )?
-    } else {
-        engine::backtest::to_text(&report, baseline.as_ref())
-    };
-    match writeln!(io::stdout(), "{text}") {
-        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => Err(e.into()),
-        _ => Ok(ExitCode::SUCCESS),
-    }
-}
-
-/// The event files, opened in order.
-fn open_events(paths: &[PathBuf]) -> Result<Vec<Box<dyn BufRead>>> {
-    paths
-        .iter()
-        .map(|path| {
-            let file =
-                File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-            Ok(Box::new(BufReader::with_capacity(1 << 16, file)) as Box<dyn BufRead>)
-        })
-        .collect()
-}
-
-fn read_outcomes(path: &Path) -> Result<Vec<engine::backtest::Outcome>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    engine::backtest::parse_outcomes(&text, &path.display().to_string()).map_err(|errors| {
-        for error in &errors {
-            eprintln!("{error}");
-        }
-        anyhow::anyhow!("{} bad line(s) in {}", errors.len(), path.display())
-    })
-}
-
-fn tune_cmd(args: TuneArgs) -> Result<ExitCode> {
-    if !(0.0..1.0).contains(&args.holdout) || args.l2 < 0.0 {
-        bail!("--holdout must be in [0, 1) and --l2 not negative");
-    }
-    let outcomes = read_outcomes(&args.outcomes)?;
-    let defs = Arc::new(load_signals(&args.signals)?);
-    let config = PipelineConfig {
-        allowed_lateness_ms: parse_duration_ms(&args.lateness)
-            .map_err(|e| anyhow::anyhow!("--lateness: {e}"))?,
-        ..PipelineConfig::default()
-    };
-    let inputs = open_events(&args.events)?;
-    let mut indexing = args.index.start(&defs)?;
-    let history = engine::backtest::replay_history_observed(
-        Arc::clone(&defs),
-        config,
-        inputs,
-        &outcomes,
-        args.at_days,
-        |_| {},
-        analyst::observer(&mut indexing, &mut ()),
-    )
-    .context("reading events")?;
-    analyst::finish_index(indexing, &outcomes, history.events_read)?;
-    let names: Vec<String> = defs.signals.iter().map(|s| s.id.to_string()).collect();
-    let current: Vec<f64> = defs.signals.iter().map(|s| s.weight).collect();
-    let fit = engine::tune::tune(
-        &names,
-        &current,
-        &history.examples(),
-        &engine::tune::TuneConfig {
-            l2: args.l2,
-            holdout: args.holdout,
-            seed: args.seed,
-        },
-    );
-    let mut out = String::new();
-    use std::fmt::Write as _;
-    let auc = |x: Option<f64>| x.map(|v| format!("{v:.3}")).unwrap_or_else(|| "-".into());
-    if args.json {
-        out = serde_json::to_string_pretty(&fit)?;
-    } else {
-        let _ = writeln!(
-            out,
-            "tune: {} accounts ({} for fitting, {} held out, seed {}), features {} days before the outcome, L2 {}",
-            fit.train_accounts + fit.holdout_accounts,
-            fit.train_accounts,
-            fit.holdout_accounts,
-            args.seed,
-            args.at_days,
-            args.l2
-        );
-        let _ = writeln!(
-            out,
-            "held-out ROC AUC: current weights {}, learned weights {} (learned on the fitting accounts: {})\n",
-            auc(fit.holdout_auc_current),
-            auc(fit.holdout_auc_learned),
-            auc(fit.train_auc_learned)
-        );
-        let _ = writeln!(
-            out,
-            "{:<28} {:>9} {:>9} {:>9}",
-            "signal", "current", "learned", "change"
-        );
-        for ((name, cur), new) in fit.signals.iter().zip(&fit.current).zip(&fit.learned) {
-            let _ = writeln!(out, "{name:<28} {cur:>9.2} {new:>9.2} {:>+9.2}", new - cur);
-        }
-    }
-    match writeln!(io::stdout(), "{out}") {
-        Err(e) if e.kind() != io::ErrorKind::BrokenPipe => return Err(e.into()),
-        _ => {}
-    }
-    if let Some(dir) = &args.write {
-        let weights: std::collections::BTreeMap<String, f64> = fit
-            .signals
-            .iter()
-            .cloned()
-            .zip(fit.learned.iter().copied())
-            .collect();
-        let changes = engine::signal_defs::rewrite::write_weights(&args.signals, dir, &weights)
-            .map_err(anyhow::Error::msg)?;
-        eprintln!("wrote {} ({} lines changed):", dir.display(), changes.len());
-        for change in &changes {
-            eprintln!(
-                "  {}:{}: {}  ->  {}",
-                change.file.display(),
-                change.line,
-                change.before.trim(),
-                change.after.trim()
-            );
-        }
-        // The new set must pass what `intent check` checks.
-        let set = SignalSet::load(dir)
-            .map_err(|errors| anyhow::anyhow!("the written definitions do not load:\n{errors}"))?;
-        eprintln!("{}", set.summary());
-    }
-    Ok(ExitCode::SUCCESS)
 }

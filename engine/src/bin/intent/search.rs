@@ -1,73 +1,15 @@
-//! The analyst commands that sit beside backtest and tune: converting public
-//! labeled data sets into history.
+//! The evidence index on the command line: building it (alone, or while
+//! backtest, tune and report replay history) and searching it.
 
 use std::io::Write as _;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::{bail, Context as _, Result};
-use clap::{Args, Subcommand};
+use anyhow::{Context as _, Result};
+use clap::Args;
 
-#[derive(Args)]
-pub struct ImportArgs {
-    #[command(subcommand)]
-    pub dataset: Dataset,
-}
-
-#[derive(Subcommand)]
-pub enum Dataset {
-    /// UCI Bank Marketing (`bank-additional.csv`): one account per client,
-    /// CRM events for the client record, earlier campaigns and each call,
-    /// and the subscription as the outcome (mapping: README, "Analyst's
-    /// walk-through").
-    BankMarketing {
-        /// The `;`-separated CSV with its header line.
-        csv: PathBuf,
-        /// Directory for `events.jsonl` and `outcomes.jsonl` (created).
-        #[arg(long)]
-        out: PathBuf,
-    },
-}
-
-pub fn import_cmd(args: ImportArgs) -> Result<ExitCode> {
-    let Dataset::BankMarketing { csv, out } = args.dataset;
-    let text =
-        std::fs::read_to_string(&csv).with_context(|| format!("cannot read {}", csv.display()))?;
-    let converted = engine::datasets::bank_marketing::convert(&text).map_err(|errors| {
-        for e in &errors {
-            eprintln!("{}:{e}", csv.display());
-        }
-        anyhow::anyhow!("{} bad row(s) in {}", errors.len(), csv.display())
-    })?;
-    std::fs::create_dir_all(&out).with_context(|| format!("cannot create {}", out.display()))?;
-    for (name, values) in [
-        ("events.jsonl", &converted.events),
-        ("outcomes.jsonl", &converted.outcomes),
-    ] {
-        let path = out.join(name);
-        if path.exists() && path == csv {
-            bail!("refusing to overwrite the input {}", path.display());
-        }
-        let mut file = std::io::BufWriter::new(
-            std::fs::File::create(&path)
-                .with_context(|| format!("cannot create {}", path.display()))?,
-        );
-        for value in values.iter() {
-            serde_json::to_writer(&mut file, value)?;
-            file.write_all(b"\n")?;
-        }
-        file.flush()?;
-    }
-    eprintln!(
-        "{} clients ({} subscribed, {} declined) → {} events in {}",
-        converted.outcomes.len(),
-        converted.subscribed,
-        converted.declined,
-        converted.events.len(),
-        out.display()
-    );
-    Ok(ExitCode::SUCCESS)
-}
+use crate::history::{open_events, read_outcomes};
+use crate::load_signals;
 
 /// Where the commands of the analyst toolkit keep the evidence index.
 pub const DEFAULT_INDEX: &str = "intent-index";
@@ -397,16 +339,16 @@ fn search_text(results: &engine::search::SearchResults, tty: bool) -> String {
 }
 
 pub fn index_cmd(args: IndexArgs) -> Result<ExitCode> {
-    let defs = std::sync::Arc::new(crate::load_signals(&args.signals)?);
+    let defs = std::sync::Arc::new(load_signals(&args.signals)?);
     let outcomes = match &args.outcomes {
-        Some(path) => crate::read_outcomes(path)?,
+        Some(path) => read_outcomes(path)?,
         None => Vec::new(),
     };
     let mut indexing = Indexing::start(&args.opts, &defs)?;
     let history = engine::backtest::replay_history_observed(
         std::sync::Arc::clone(&defs),
         engine::PipelineConfig::default(),
-        crate::open_events(&args.events)?,
+        open_events(&args.events)?,
         &outcomes,
         0.0,
         |_| {},
@@ -419,84 +361,5 @@ pub fn index_cmd(args: IndexArgs) -> Result<ExitCode> {
     } else {
         eprintln!("{summary}");
     }
-    Ok(ExitCode::SUCCESS)
-}
-
-#[derive(Args)]
-pub struct ReportArgs {
-    /// Event files (JSON lines, in time order).
-    #[arg(long, required = true, num_args = 1..)]
-    pub events: Vec<PathBuf>,
-    /// Outcomes, for the ROC curve, calibration, tables and tune.
-    #[arg(long)]
-    pub outcomes: Option<PathBuf>,
-    #[arg(long, default_value = "signal-defs")]
-    pub signals: PathBuf,
-    /// Decision time: this many days before each outcome.
-    #[arg(long, default_value_t = 14.0)]
-    pub at_days: f64,
-    /// Accounts whose score trajectories to draw (comma-separated);
-    /// default: the --top highest-scoring.
-    #[arg(long, value_delimiter = ',')]
-    pub accounts: Vec<String>,
-    #[arg(long, default_value_t = 6)]
-    pub top: usize,
-    /// L2 penalty, held-out share and seed of the tune comparison.
-    #[arg(long, default_value_t = 1.0)]
-    pub l2: f64,
-    #[arg(long, default_value_t = 0.3)]
-    pub holdout: f64,
-    #[arg(long, default_value_t = 7)]
-    pub seed: u64,
-    /// Directory for report.html (created).
-    #[arg(long)]
-    pub out: PathBuf,
-    #[command(flatten)]
-    pub index: OptionalIndex,
-}
-
-pub fn report_cmd(args: ReportArgs) -> Result<ExitCode> {
-    if !(0.0..1.0).contains(&args.holdout) || args.l2 < 0.0 {
-        bail!("--holdout must be in [0, 1) and --l2 not negative");
-    }
-    let defs = std::sync::Arc::new(crate::load_signals(&args.signals)?);
-    let outcomes = match &args.outcomes {
-        Some(path) => crate::read_outcomes(path)?,
-        None => Vec::new(),
-    };
-    let input = engine::report::ReportInput {
-        defs,
-        config: engine::PipelineConfig::default(),
-        outcomes: &outcomes,
-        at_days: args.at_days,
-        accounts: args.accounts,
-        top: args.top,
-        tune: engine::tune::TuneConfig {
-            l2: args.l2,
-            holdout: args.holdout,
-            seed: args.seed,
-        },
-        signals_source: args.signals.display().to_string(),
-    };
-    let mut indexing = args.index.start(&input.defs)?;
-    let data = engine::report::collect(
-        &input,
-        || crate::open_events(&args.events).map_err(std::io::Error::other),
-        observer(&mut indexing, &mut ()),
-    )
-    .context("reading events")?;
-    finish_index(indexing, &outcomes, data.events_read)?;
-    std::fs::create_dir_all(&args.out)
-        .with_context(|| format!("cannot create {}", args.out.display()))?;
-    let path = args.out.join("report.html");
-    std::fs::write(&path, engine::report::html::page(&data))
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    eprintln!(
-        "wrote {} ({} events, {} trajectories, {} rules)",
-        path.display(),
-        data.events_read,
-        data.trajectories.len(),
-        data.firings_over_time.by_rule.len()
-    );
     Ok(ExitCode::SUCCESS)
 }
