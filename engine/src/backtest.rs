@@ -146,7 +146,7 @@ pub struct Classifier {
     pub accounts: u64,
     /// Area under the ROC curve (null without both outcomes).
     pub roc_auc: Option<f64>,
-    /// Win rate among the top 10 % by score.
+    /// Win rate among the top 10 % by the raw sum `S` (the score's order).
     pub precision_top_10pct: Option<f64>,
     pub calibration: Vec<CalibrationBin>,
 }

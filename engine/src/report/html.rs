@@ -53,6 +53,23 @@ fn chart(out: &mut String, svg: charts::ChartResult) {
     }
 }
 
+/// A table: a header row, then one row a line, every cell escaped.
+fn table(out: &mut String, headers: &[&str], rows: impl Iterator<Item = Vec<String>>) {
+    out.push_str("<table><tr>");
+    for h in headers {
+        let _ = write!(out, "<th>{}</th>", escape(h));
+    }
+    out.push_str("</tr>\n");
+    for row in rows {
+        out.push_str("<tr>");
+        for cell in row {
+            let _ = write!(out, "<td>{}</td>", escape(&cell));
+        }
+        out.push_str("</tr>\n");
+    }
+    out.push_str("</table>\n");
+}
+
 fn num(x: Option<f64>) -> String {
     x.map(|v| format!("{v:.3}")).unwrap_or_else(|| "–".into())
 }
@@ -200,48 +217,66 @@ pub fn page(data: &ReportData) -> String {
                 fit.train_accounts, fit.holdout_accounts
             );
             chart(&mut out, charts::weights(tune));
-            let _ = writeln!(
-                out,
-                "<table><tr><th>signal</th><th>current</th><th>learned</th><th>change</th></tr>"
+            table(
+                &mut out,
+                &["signal", "current", "learned", "change"],
+                fit.signals
+                    .iter()
+                    .zip(&fit.current)
+                    .zip(&fit.learned)
+                    .map(|((s, c), l)| {
+                        vec![
+                            s.clone(),
+                            format!("{c:.2}"),
+                            format!("{l:.2}"),
+                            format!("{:+.2}", l - c),
+                        ]
+                    }),
             );
-            for ((s, c), l) in fit.signals.iter().zip(&fit.current).zip(&fit.learned) {
-                let _ = writeln!(
-                    out,
-                    "<tr><td>{}</td><td>{c:.2}</td><td>{l:.2}</td><td>{:+.2}</td></tr>",
-                    escape(s),
-                    l - c
-                );
-            }
-            let _ = writeln!(out, "</table>");
         }
 
-        let _ = writeln!(out, "<h2>Rules</h2><table><tr><th>rule</th><th>fired</th><th>precision</th><th>recall</th><th>median lead (days)</th><th>false alarms / 100</th></tr>");
-        for r in &report.rules {
-            let _ = writeln!(
-                out,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{:.2}</td></tr>",
-                escape(&r.rule),
-                r.fired,
-                num(r.precision),
-                num(r.recall),
-                num(r.median_lead_days),
-                r.false_alarms_per_100
-            );
-        }
-        let _ = writeln!(out, "</table>");
-        let _ = writeln!(out, "<h2>Signals</h2><table><tr><th>signal</th><th>accounts with it</th><th>win rate with</th><th>without</th><th>lift</th></tr>");
-        for s in &report.signals {
-            let _ = writeln!(
-                out,
-                "<tr><td>{}</td><td>{}</td><td>{}</td><td>{}</td><td>{}</td></tr>",
-                escape(&s.signal),
-                s.with,
-                num(s.win_rate_with),
-                num(s.win_rate_without),
-                num(s.lift)
-            );
-        }
-        let _ = writeln!(out, "</table>");
+        let _ = writeln!(out, "<h2>Rules</h2>");
+        table(
+            &mut out,
+            &[
+                "rule",
+                "fired",
+                "precision",
+                "recall",
+                "median lead (days)",
+                "false alarms / 100",
+            ],
+            report.rules.iter().map(|r| {
+                vec![
+                    r.rule.clone(),
+                    r.fired.to_string(),
+                    num(r.precision),
+                    num(r.recall),
+                    num(r.median_lead_days),
+                    format!("{:.2}", r.false_alarms_per_100),
+                ]
+            }),
+        );
+        let _ = writeln!(out, "<h2>Signals</h2>");
+        table(
+            &mut out,
+            &[
+                "signal",
+                "accounts with it",
+                "win rate with",
+                "without",
+                "lift",
+            ],
+            report.signals.iter().map(|s| {
+                vec![
+                    s.signal.clone(),
+                    s.with.to_string(),
+                    num(s.win_rate_with),
+                    num(s.win_rate_without),
+                    num(s.lift),
+                ]
+            }),
+        );
     }
     out.push_str("</body></html>\n");
     out
