@@ -491,23 +491,13 @@ impl EvidenceWriter {
                 d.add_text(f.doc, "evidence");
                 d.add_text(f.event_id, &e.event_id);
                 d.add_text(f.account, &e.account);
-                if let Some(contact) = &e.contact {
-                    d.add_text(f.contact, contact);
-                }
-                if let Some(title) = &e.contact_title {
-                    d.add_text(f.contact_title, title);
-                }
+                add_opt(&mut d, f.contact, &e.contact);
+                add_opt(&mut d, f.contact_title, &e.contact_title);
                 d.add_text(f.kind, e.kind.as_str());
                 d.add_i64(f.ts, e.ts.millis());
-                if let Some(meeting) = &e.meeting_id {
-                    d.add_text(f.meeting, meeting);
-                }
-                for s in &e.signals {
-                    d.add_text(f.signals, s);
-                }
-                for k in &e.keywords {
-                    d.add_text(f.keywords, k);
-                }
+                add_opt(&mut d, f.meeting, &e.meeting_id);
+                add_all(&mut d, f.signals, &e.signals);
+                add_all(&mut d, f.keywords, &e.keywords);
                 d.add_text(f.text, &e.text);
             }
             EvidenceDoc::Snippet(s) => {
@@ -516,18 +506,10 @@ impl EvidenceWriter {
                 d.add_text(f.account, &s.account);
                 d.add_text(f.kind, Kind::Transcript.as_str());
                 d.add_i64(f.ts, s.ts.millis());
-                if let Some(meeting) = &s.meeting_id {
-                    d.add_text(f.meeting, meeting);
-                }
-                if let Some(title) = &s.contact_title {
-                    d.add_text(f.contact_title, title);
-                }
-                for t in &s.tags {
-                    d.add_text(f.tags, t);
-                }
-                for k in &s.keywords {
-                    d.add_text(f.keywords, k);
-                }
+                add_opt(&mut d, f.meeting, &s.meeting_id);
+                add_opt(&mut d, f.contact_title, &s.contact_title);
+                add_all(&mut d, f.tags, &s.tags);
+                add_all(&mut d, f.keywords, &s.keywords);
                 d.add_text(f.text, &s.customer_text);
                 d.add_text(f.rep_text, &s.rep_text);
                 d.add_text(f.track, &s.track);
@@ -555,6 +537,18 @@ impl EvidenceWriter {
         self.writer.commit()?;
         self.pending = 0;
         Ok(())
+    }
+}
+
+fn add_opt(d: &mut TantivyDocument, field: Field, value: &Option<String>) {
+    if let Some(value) = value {
+        d.add_text(field, value);
+    }
+}
+
+fn add_all(d: &mut TantivyDocument, field: Field, values: &[String]) {
+    for value in values {
+        d.add_text(field, value);
     }
 }
 

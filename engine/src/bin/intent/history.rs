@@ -18,26 +18,49 @@ use engine::PipelineConfig;
 use crate::load_signals;
 use crate::search::{finish_index, observer, OptionalIndex};
 
+/// The history a command replays: event files, the definitions to replay
+/// them under, and the lateness allowed.
 #[derive(Args)]
-pub struct BacktestArgs {
+pub struct HistoryArgs {
     /// Event files (JSON lines, in time order).
     #[arg(long, required = true, num_args = 1..)]
-    events: Vec<PathBuf>,
+    pub events: Vec<PathBuf>,
+    /// Signal definitions directory.
+    #[arg(long, default_value = "signal-defs")]
+    pub signals: PathBuf,
+    /// How late an event may arrive and still be placed in time order.
+    #[arg(long, default_value = "10m")]
+    pub lateness: String,
+}
+
+impl HistoryArgs {
+    pub fn config(&self) -> Result<PipelineConfig> {
+        Ok(PipelineConfig {
+            allowed_lateness_ms: parse_duration_ms(&self.lateness)
+                .map_err(|e| anyhow::anyhow!("--lateness: {e}"))?,
+            ..PipelineConfig::default()
+        })
+    }
+
+    /// The event files, opened in order.
+    pub fn open(&self) -> Result<Vec<Box<dyn BufRead>>> {
+        open_events(&self.events)
+    }
+}
+
+#[derive(Args)]
+pub struct BacktestArgs {
+    #[command(flatten)]
+    history: HistoryArgs,
     /// Outcomes: JSON lines {"account", "outcome": "won"|"lost", "ts"}.
     #[arg(long)]
     outcomes: PathBuf,
-    /// Signal definitions directory.
-    #[arg(long, default_value = "signal-defs")]
-    signals: PathBuf,
     /// Take the score this many days before each outcome.
     #[arg(long, default_value_t = 14.0)]
     at_days: f64,
     /// Also run these definitions and print both side by side.
     #[arg(long)]
     baseline: Option<PathBuf>,
-    /// How late an event may arrive and still be placed in time order.
-    #[arg(long, default_value = "10m")]
-    lateness: String,
     /// Print the report as JSON ({"report", "baseline"}).
     #[arg(long)]
     json: bool,
@@ -47,15 +70,12 @@ pub struct BacktestArgs {
 
 #[derive(Args)]
 pub struct TuneArgs {
-    /// Event files (JSON lines, in time order).
-    #[arg(long, required = true, num_args = 1..)]
-    events: Vec<PathBuf>,
+    /// The history, and the signal definitions to start from.
+    #[command(flatten)]
+    history: HistoryArgs,
     /// Outcomes: JSON lines {"account", "outcome": "won"|"lost", "ts"}.
     #[arg(long)]
     outcomes: PathBuf,
-    /// The signal definitions to start from.
-    #[arg(long, default_value = "signal-defs")]
-    signals: PathBuf,
     /// Features are taken this many days before each outcome.
     #[arg(long, default_value_t = 14.0)]
     at_days: f64,
@@ -72,8 +92,6 @@ pub struct TuneArgs {
     /// empty directory; never the input).
     #[arg(long)]
     write: Option<PathBuf>,
-    #[arg(long, default_value = "10m")]
-    lateness: String,
     /// Print the fit as JSON.
     #[arg(long)]
     json: bool,
@@ -83,12 +101,9 @@ pub struct TuneArgs {
 
 pub fn backtest_cmd(args: BacktestArgs) -> Result<ExitCode> {
     let outcomes = read_outcomes(&args.outcomes)?;
-    let config = PipelineConfig {
-        allowed_lateness_ms: parse_duration_ms(&args.lateness)
-            .map_err(|e| anyhow::anyhow!("--lateness: {e}"))?,
-        ..PipelineConfig::default()
-    };
+    let config = args.history.config()?;
     let total_bytes: u64 = args
+        .history
         .events
         .iter()
         .filter_map(|p| std::fs::metadata(p).ok())
@@ -102,7 +117,7 @@ pub fn backtest_cmd(args: BacktestArgs) -> Result<ExitCode> {
         } else {
             None
         };
-        let inputs = open_events(&args.events)?;
+        let inputs = args.history.open()?;
         let progress = (io::stderr().is_terminal() && total_bytes > 16 * 1024 * 1024).then(|| {
             let bar = ProgressBar::new(total_bytes);
             bar.set_style(
@@ -136,7 +151,7 @@ pub fn backtest_cmd(args: BacktestArgs) -> Result<ExitCode> {
         }
         Ok(engine::backtest::report(&history))
     };
-    let report = run(&args.signals, true)?;
+    let report = run(&args.history.signals, true)?;
     let baseline = args
         .baseline
         .as_deref()
@@ -186,13 +201,9 @@ pub fn tune_cmd(args: TuneArgs) -> Result<ExitCode> {
         bail!("--holdout must be in [0, 1) and --l2 not negative");
     }
     let outcomes = read_outcomes(&args.outcomes)?;
-    let defs = Arc::new(load_signals(&args.signals)?);
-    let config = PipelineConfig {
-        allowed_lateness_ms: parse_duration_ms(&args.lateness)
-            .map_err(|e| anyhow::anyhow!("--lateness: {e}"))?,
-        ..PipelineConfig::default()
-    };
-    let inputs = open_events(&args.events)?;
+    let defs = Arc::new(load_signals(&args.history.signals)?);
+    let config = args.history.config()?;
+    let inputs = args.history.open()?;
     let mut indexing = args.index.start(&defs)?;
     let history = engine::backtest::replay_history_observed(
         Arc::clone(&defs),
@@ -260,8 +271,9 @@ pub fn tune_cmd(args: TuneArgs) -> Result<ExitCode> {
             .cloned()
             .zip(fit.learned.iter().copied())
             .collect();
-        let changes = engine::signal_defs::rewrite::write_weights(&args.signals, dir, &weights)
-            .map_err(anyhow::Error::msg)?;
+        let changes =
+            engine::signal_defs::rewrite::write_weights(&args.history.signals, dir, &weights)
+                .map_err(anyhow::Error::msg)?;
         eprintln!("wrote {} ({} lines changed):", dir.display(), changes.len());
         for change in &changes {
             eprintln!(
@@ -343,14 +355,11 @@ pub fn import_cmd(args: ImportArgs) -> Result<ExitCode> {
 
 #[derive(Args)]
 pub struct ReportArgs {
-    /// Event files (JSON lines, in time order).
-    #[arg(long, required = true, num_args = 1..)]
-    pub events: Vec<PathBuf>,
+    #[command(flatten)]
+    pub history: HistoryArgs,
     /// Outcomes, for the ROC curve, calibration, tables and tune.
     #[arg(long)]
     pub outcomes: Option<PathBuf>,
-    #[arg(long, default_value = "signal-defs")]
-    pub signals: PathBuf,
     /// Decision time: this many days before each outcome.
     #[arg(long, default_value_t = 14.0)]
     pub at_days: f64,
@@ -378,14 +387,14 @@ pub fn report_cmd(args: ReportArgs) -> Result<ExitCode> {
     if !(0.0..1.0).contains(&args.holdout) || args.l2 < 0.0 {
         bail!("--holdout must be in [0, 1) and --l2 not negative");
     }
-    let defs = std::sync::Arc::new(load_signals(&args.signals)?);
+    let defs = std::sync::Arc::new(load_signals(&args.history.signals)?);
     let outcomes = match &args.outcomes {
         Some(path) => read_outcomes(path)?,
         None => Vec::new(),
     };
     let input = engine::report::ReportInput {
         defs,
-        config: engine::PipelineConfig::default(),
+        config: args.history.config()?,
         outcomes: &outcomes,
         at_days: args.at_days,
         accounts: args.accounts,
@@ -395,12 +404,12 @@ pub fn report_cmd(args: ReportArgs) -> Result<ExitCode> {
             holdout: args.holdout,
             seed: args.seed,
         },
-        signals_source: args.signals.display().to_string(),
+        signals_source: args.history.signals.display().to_string(),
     };
     let mut indexing = args.index.start(&input.defs)?;
     let data = engine::report::collect(
         &input,
-        || open_events(&args.events).map_err(std::io::Error::other),
+        || args.history.open().map_err(std::io::Error::other),
         observer(&mut indexing, &mut ()),
     )
     .context("reading events")?;

@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result};
 use clap::Args;
 
-use crate::history::{open_events, read_outcomes};
+use crate::history::{read_outcomes, HistoryArgs};
 use crate::load_signals;
 
 /// Where the commands of the analyst toolkit keep the evidence index.
@@ -68,14 +68,11 @@ pub fn observer<'a>(
 
 #[derive(Args)]
 pub struct IndexArgs {
-    /// Event files (JSON lines, in time order).
-    #[arg(long, required = true, num_args = 1..)]
-    pub events: Vec<PathBuf>,
+    #[command(flatten)]
+    pub history: HistoryArgs,
     /// Outcomes (JSON lines {"account", "outcome", "ts"}), for talk-track win rates.
     #[arg(long)]
     pub outcomes: Option<PathBuf>,
-    #[arg(long, default_value = "signal-defs")]
-    pub signals: PathBuf,
     #[command(flatten)]
     pub opts: IndexOpts,
     /// Print the summary as JSON.
@@ -339,7 +336,7 @@ fn search_text(results: &engine::search::SearchResults, tty: bool) -> String {
 }
 
 pub fn index_cmd(args: IndexArgs) -> Result<ExitCode> {
-    let defs = std::sync::Arc::new(load_signals(&args.signals)?);
+    let defs = std::sync::Arc::new(load_signals(&args.history.signals)?);
     let outcomes = match &args.outcomes {
         Some(path) => read_outcomes(path)?,
         None => Vec::new(),
@@ -347,8 +344,8 @@ pub fn index_cmd(args: IndexArgs) -> Result<ExitCode> {
     let mut indexing = Indexing::start(&args.opts, &defs)?;
     let history = engine::backtest::replay_history_observed(
         std::sync::Arc::clone(&defs),
-        engine::PipelineConfig::default(),
-        open_events(&args.events)?,
+        args.history.config()?,
+        args.history.open()?,
         &outcomes,
         0.0,
         |_| {},
