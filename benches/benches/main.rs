@@ -4,13 +4,13 @@
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 
 use benches::{corpus, shipped_defs, stream, CHINESE, UTTERANCES};
-use engine::extract::analyzer::{Analyzed, View};
-use engine::extract::matcher::MatchScratch;
-use engine::extract::Extractor;
-use engine::graph::AccountCore;
-use engine::ingest::decode;
-use engine::synth::SynthConfig;
-use engine::{Pipeline, PipelineConfig};
+use intent_analyst::synth::SynthConfig;
+use intent_core::extract::analyzer::{Analyzed, View};
+use intent_core::extract::matcher::MatchScratch;
+use intent_core::extract::Extractor;
+use intent_core::graph::AccountCore;
+use intent_core::ingest::decode;
+use intent_core::{Pipeline, PipelineConfig};
 
 /// The same allocator as the `intent` binary.
 #[global_allocator]

@@ -5,8 +5,8 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use engine::synth::{self, Corpus, SynthConfig};
-use engine::SignalSet;
+use intent_analyst::synth::{self, Corpus, SynthConfig};
+use intent_core::SignalSet;
 
 pub mod loadgen;
 
@@ -21,7 +21,7 @@ pub fn root() -> PathBuf {
 /// The shipped signal definitions.
 pub fn shipped_defs() -> Arc<SignalSet> {
     let dir = root().join("signal-defs");
-    Arc::new(SignalSet::load(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())))
+    Arc::new(intent_files::load_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())))
 }
 
 /// English e-mails (subject + body) of the shipped corpus.

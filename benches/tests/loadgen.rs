@@ -12,9 +12,9 @@ use benches::loadgen::measure::{self, RunConfig, RunResult, Target};
 use benches::loadgen::report::{self, Report, Row};
 use benches::loadgen::spawn::NatsServer;
 use benches::loadgen::workload::{self, Workload, WorkloadConfig};
-use engine::serve::subjects::Subjects;
-use engine::time::Timestamp;
 use futures_util::StreamExt;
+use intent_core::time::Timestamp;
+use intent_serve::subjects::Subjects;
 
 fn server_bin() -> String {
     std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".into())
@@ -35,7 +35,7 @@ fn workload(rate: f64, secs: f64, run_id: &str) -> Workload {
         .as_millis() as i64;
     workload::build(
         &WorkloadConfig {
-            synth: engine::synth::SynthConfig {
+            synth: intent_analyst::synth::SynthConfig {
                 seed: 11,
                 n_events: (rate * secs) as usize,
                 n_accounts: 300,
@@ -239,21 +239,21 @@ fn actions_from_a_real_engine_are_matched_to_their_events() {
     // The engine in this process, on its own threads (core mode).
     let url = server.url();
     std::thread::spawn(move || {
-        let config = engine::serve::ServeConfig {
+        let config = intent_serve::ServeConfig {
             nats: url,
             signals: benches::root().join("signal-defs"),
-            mode: engine::serve::Mode::Core,
-            clock: engine::serve::ClockMode::Event,
+            mode: intent_serve::Mode::Core,
+            clock: intent_serve::ClockMode::Event,
             kv_bucket: String::new(),
             watch_interval: Duration::ZERO,
-            ..engine::serve::ServeConfig::default()
+            ..intent_serve::ServeConfig::default()
         };
         let rt = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(1)
             .enable_all()
             .build()
             .unwrap();
-        rt.block_on(engine::serve::run(config)).unwrap();
+        rt.block_on(intent_serve::run(config)).unwrap();
     });
     let rt = runtime();
     let client = rt.block_on(async_nats::connect(server.url())).unwrap();

@@ -2,7 +2,7 @@
 //! floor measured in the same run. See README "For load-testers".
 //!
 //! ```sh
-//! cargo build --release -p engine --bin intent
+//! cargo build --release -p intent-cli --bin intent
 //! cargo run --release -p benches --bin loadgen -- --spawn --floor --rate 10000 --duration 30s
 //! ```
 
@@ -17,10 +17,9 @@ use benches::loadgen::measure::{self, RunConfig, Target};
 use benches::loadgen::report::{self, Report, Row};
 use benches::loadgen::spawn::{EngineProcess, NatsServer};
 use benches::loadgen::workload::{self, WorkloadConfig};
-use engine::serve::subjects::Subjects;
-use engine::synth::{Corpus, SynthConfig};
-use engine::time::{parse_duration_ms, Timestamp};
-use engine::SignalSet;
+use intent_analyst::synth::{Corpus, SynthConfig};
+use intent_core::time::{parse_duration_ms, Timestamp};
+use intent_serve::subjects::Subjects;
 
 #[derive(Parser)]
 #[command(
@@ -125,7 +124,8 @@ fn run(args: Args) -> Result<()> {
     let slo = duration("slo-p99", &args.slo_p99)?;
     let lateness_ms =
         parse_duration_ms(&args.lateness).map_err(|e| anyhow::anyhow!("--lateness: {e}"))?;
-    let mix = engine::synth::parse_mix(&args.mix).map_err(|e| anyhow::anyhow!("--mix: {e}"))?;
+    let mix =
+        intent_analyst::synth::parse_mix(&args.mix).map_err(|e| anyhow::anyhow!("--mix: {e}"))?;
     let rates = if args.sweep.is_empty() {
         vec![args.rate]
     } else {
@@ -133,7 +133,7 @@ fn run(args: Args) -> Result<()> {
     };
     let subjects = Subjects::new(&args.subject_prefix).map_err(anyhow::Error::msg)?;
     let defs = Arc::new(
-        SignalSet::load(&args.signals)
+        intent_files::load_dir(&args.signals)
             .map_err(|e| anyhow::anyhow!("{}:\n{e}", args.signals.display()))?,
     );
     let corpus = Corpus::from_dir(&args.corpus).map_err(anyhow::Error::msg)?;

@@ -3,7 +3,7 @@
 //! holds live for comparison.
 //!
 //! ```sh
-//! cargo build --release -p engine -p benches
+//! cargo build --release -p intent-cli -p benches
 //! target/release/intent synth --events 6000000 --accounts 1000000 --zipf 0 --intent-share 0.15 \
 //!   | target/release/memory
 //! ```
@@ -13,8 +13,8 @@ use std::io::BufReader;
 use std::sync::atomic::{AtomicIsize, Ordering};
 
 use benches::{rss_bytes, shipped_defs};
-use engine::replay::replay_reader;
-use engine::{Pipeline, PipelineConfig};
+use intent_core::{Pipeline, PipelineConfig};
+use intent_files::replay::replay_reader;
 
 /// The same allocator as the `intent` binary, counting the bytes live.
 struct Counting;

@@ -103,7 +103,7 @@ impl EngineProcess {
     ) -> Result<EngineProcess> {
         if !bin.exists() {
             bail!(
-                "{} not found: build it first with `cargo build --release -p engine --bin intent` (or pass --intent-bin)",
+                "{} not found: build it first with `cargo build --release -p intent-cli --bin intent` (or pass --intent-bin)",
                 bin.display()
             );
         }

@@ -7,9 +7,9 @@
 use std::sync::Arc;
 
 use bytes::Bytes;
-use engine::serve::subjects::Subjects;
-use engine::synth::{self, Corpus, SynthConfig};
-use engine::{Pipeline, PipelineConfig, SignalSet};
+use intent_analyst::synth::{self, Corpus, SynthConfig};
+use intent_core::{Pipeline, PipelineConfig, SignalSet};
+use intent_serve::subjects::Subjects;
 
 /// What to generate.
 #[derive(Debug, Clone)]
@@ -130,7 +130,7 @@ pub fn build(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use engine::time::Timestamp;
+    use intent_core::time::Timestamp;
 
     #[test]
     fn ids_round_trip_and_foreign_ids_do_not_match() {
