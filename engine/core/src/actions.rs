@@ -16,9 +16,12 @@ use crate::time::{format_duration_ms, Timestamp};
 /// The contact an action is about.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct ActionContact {
+    /// The contact's key in the intent graph: its id, else e-mail, else name.
     pub id: String,
+    /// The contact's latest known name, if the account's graph has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
+    /// The contact's latest known title, if the account's graph has one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub title: Option<String>,
 }
@@ -26,8 +29,13 @@ pub struct ActionContact {
 /// What made the rule fire.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Evidence {
+    /// Ids of the events behind the firing: recent evidence of its signals (at
+    /// most [`MAX_EVIDENCE`](crate::graph::account::MAX_EVIDENCE) per signal),
+    /// the event itself, or a silence rule's start event.
     pub events: Vec<String>,
+    /// Ids of the signals behind the firing.
     pub signals: Vec<Arc<str>>,
+    /// Phrases matched by those signals, as the analyst wrote them.
     pub keywords: Vec<Arc<str>>,
 }
 
@@ -37,19 +45,28 @@ pub struct Action {
     /// Deterministic from rule, account and firing window: consumers can
     /// de-duplicate on it.
     pub id: String,
+    /// Id of the rule that fired.
     pub rule: Arc<str>,
+    /// The account it fired for.
     pub account: String,
+    /// The contact concerned, when the firing names one.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub contact: Option<ActionContact>,
+    /// The account's score (0–100, one decimal) at `event_ts`.
     pub score: f64,
     /// Time of the triggering event, or of the timer for silence rules.
     pub event_ts: Timestamp,
     /// The event that triggered it; absent for timers.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub trigger_event: Option<String>,
+    /// What made the rule fire.
     pub evidence: Evidence,
+    /// What to do: the rule's recommendation for the account's industry (or
+    /// its default), rendered.
     pub recommendation: String,
+    /// One human sentence saying why, rendered from the rule's template.
     pub reason: String,
+    /// Content hash of the signal definitions that produced the action.
     pub signals_version: Arc<str>,
 }
 

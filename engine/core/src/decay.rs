@@ -24,6 +24,7 @@ pub fn decay_factor(elapsed_ms: i64, half_life_ms: f64) -> f64 {
 }
 
 impl Decayed {
+    /// A quantity worth `value` at event time `at` (Unix ms).
     pub fn new(value: f64, at: i64) -> Decayed {
         Decayed { value, at }
     }

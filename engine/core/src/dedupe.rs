@@ -16,6 +16,8 @@ pub struct IdDedupe {
 }
 
 impl IdDedupe {
+    /// Remembers ids for `horizon_ms` of event time and at most `capacity` of
+    /// them (at least 1).
     pub fn new(horizon_ms: i64, capacity: usize) -> IdDedupe {
         IdDedupe {
             seen: FxHashSet::default(),
@@ -25,6 +27,7 @@ impl IdDedupe {
         }
     }
 
+    /// The 64-bit digest an id is remembered by (stable across runs and processes).
     pub fn digest(id: &str) -> u64 {
         #[allow(deprecated)]
         let mut hasher = std::hash::SipHasher::new_with_keys(0x696e_7465_6e74, 0x6964_7321);
@@ -32,10 +35,12 @@ impl IdDedupe {
         hasher.finish()
     }
 
+    /// Whether `id` was seen and is still remembered.
     pub fn contains(&self, id: &str) -> bool {
         self.contains_digest(IdDedupe::digest(id))
     }
 
+    /// [`IdDedupe::contains`] with the digest already computed.
     pub fn contains_digest(&self, digest: u64) -> bool {
         self.seen.contains(&digest)
     }
@@ -61,10 +66,12 @@ impl IdDedupe {
         }
     }
 
+    /// Ids remembered.
     pub fn len(&self) -> usize {
         self.seen.len()
     }
 
+    /// Whether no id is remembered.
     pub fn is_empty(&self) -> bool {
         self.seen.is_empty()
     }

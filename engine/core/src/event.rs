@@ -14,15 +14,21 @@ use crate::time::Timestamp;
 /// The four event kinds.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
 pub enum Kind {
+    /// A page visit or other behaviour on a website.
     Web,
+    /// An e-mail to or from the account.
     Email,
+    /// One utterance of a meeting or call transcript.
     Transcript,
+    /// A change recorded in the CRM.
     Crm,
 }
 
 impl Kind {
+    /// Every kind, in wire order.
     pub const ALL: [Kind; 4] = [Kind::Web, Kind::Email, Kind::Transcript, Kind::Crm];
 
+    /// The wire name (`web`, `email`, `transcript`, `crm`).
     pub fn as_str(self) -> &'static str {
         match self {
             Kind::Web => "web",
@@ -32,6 +38,7 @@ impl Kind {
         }
     }
 
+    /// The kind with this wire name; `None` for anything else.
     pub fn parse(text: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.as_str() == text)
     }
@@ -40,15 +47,22 @@ impl Kind {
 /// What a visitor did on a web page.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum WebAction {
+    /// Read or watched a page.
     View,
+    /// Downloaded a document.
     Download,
+    /// Registered on the site, e.g. for a webinar.
     Register,
+    /// Took part in a live Q&A.
     Qa,
+    /// Searched the site.
     Search,
+    /// Submitted a form.
     Form,
 }
 
 impl WebAction {
+    /// Every action, in wire order.
     pub const ALL: [WebAction; 6] = [
         WebAction::View,
         WebAction::Download,
@@ -58,6 +72,7 @@ impl WebAction {
         WebAction::Form,
     ];
 
+    /// The wire name (`view`, `download`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             WebAction::View => "view",
@@ -69,6 +84,7 @@ impl WebAction {
         }
     }
 
+    /// The action with this wire name; `None` for anything else.
     pub fn parse(text: &str) -> Option<WebAction> {
         WebAction::ALL.into_iter().find(|a| a.as_str() == text)
     }
@@ -77,11 +93,14 @@ impl WebAction {
 /// Direction of an e-mail as seen from the seller's side.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Direction {
+    /// Sent by the customer to the seller (the default when absent).
     Inbound,
+    /// Sent by the seller to the customer.
     Outbound,
 }
 
 impl Direction {
+    /// The wire name (`inbound` or `outbound`).
     pub fn as_str(self) -> &'static str {
         match self {
             Direction::Inbound => "inbound",
@@ -89,6 +108,7 @@ impl Direction {
         }
     }
 
+    /// The direction with this wire name; `None` for anything else.
     pub fn parse(text: &str) -> Option<Direction> {
         match text {
             "inbound" => Some(Direction::Inbound),
@@ -101,11 +121,14 @@ impl Direction {
 /// Who is speaking in a transcript utterance.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum SpeakerRole {
+    /// Someone on the account's side (the default when absent).
     Customer,
+    /// The seller's representative.
     Rep,
 }
 
 impl SpeakerRole {
+    /// The wire name (`customer` or `rep`).
     pub fn as_str(self) -> &'static str {
         match self {
             SpeakerRole::Customer => "customer",
@@ -113,6 +136,7 @@ impl SpeakerRole {
         }
     }
 
+    /// The role with this wire name; `None` for anything else.
     pub fn parse(text: &str) -> Option<SpeakerRole> {
         match text {
             "customer" => Some(SpeakerRole::Customer),
@@ -125,11 +149,17 @@ impl SpeakerRole {
 /// CRM event types.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum CrmType {
+    /// The account's first recorded contact with the seller.
     FirstTouch,
+    /// A contact's job title changed (`new_title` always set, `old_title` when known).
     ContactTitleChanged,
+    /// A contact left the account.
     ContactLeft,
+    /// The deal moved to another pipeline stage (named in `stage`).
     StageChanged,
+    /// The deal was won.
     DealWon,
+    /// The deal was lost.
     DealLost,
     /// A phone call the CRM logged (its length and the like in `attrs`);
     /// what was said, when recorded, arrives as transcript events.
@@ -137,6 +167,7 @@ pub enum CrmType {
 }
 
 impl CrmType {
+    /// Every CRM type, in wire order.
     pub const ALL: [CrmType; 7] = [
         CrmType::FirstTouch,
         CrmType::ContactTitleChanged,
@@ -147,6 +178,7 @@ impl CrmType {
         CrmType::CallLogged,
     ];
 
+    /// The wire name (`first_touch`, `contact_title_changed`, ...).
     pub fn as_str(self) -> &'static str {
         match self {
             CrmType::FirstTouch => "first_touch",
@@ -159,6 +191,7 @@ impl CrmType {
         }
     }
 
+    /// The CRM type with this wire name; `None` for anything else.
     pub fn parse(text: &str) -> Option<CrmType> {
         CrmType::ALL.into_iter().find(|t| t.as_str() == text)
     }
@@ -167,9 +200,14 @@ impl CrmType {
 /// The person behind an event, when known.
 #[derive(Debug, Clone, PartialEq, Default)]
 pub struct Contact<'a> {
+    /// The contact's id in the source system (at most
+    /// [`MAX_ID_CHARS`](crate::ingest::MAX_ID_CHARS) characters).
     pub id: Option<Cow<'a, str>>,
+    /// Display name.
     pub name: Option<Cow<'a, str>>,
+    /// Job title, as free text.
     pub title: Option<Cow<'a, str>>,
+    /// E-mail address (not validated beyond being a string).
     pub email: Option<Cow<'a, str>>,
 }
 
@@ -184,37 +222,58 @@ impl Contact<'_> {
     }
 }
 
+/// The web-specific fields of an event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct WebEvent<'a> {
+    /// The page's URL (required).
     pub url: Cow<'a, str>,
+    /// The page's title.
     pub title: Option<Cow<'a, str>>,
+    /// Time spent on the page, in milliseconds (non-negative).
     pub dwell_ms: Option<u64>,
+    /// What the visitor did; `None` when the event did not say.
     pub action: Option<WebAction>,
+    /// The URL the visitor came from.
     pub referrer: Option<Cow<'a, str>>,
     /// Free text such as comments.
     pub text: Option<Cow<'a, str>>,
 }
 
+/// The e-mail-specific fields of an event; at least one of `subject` and
+/// `body` is set.
 #[derive(Debug, Clone, PartialEq)]
 pub struct EmailEvent<'a> {
+    /// Subject line (a short field).
     pub subject: Option<Cow<'a, str>>,
+    /// Message body (a long text field).
     pub body: Option<Cow<'a, str>>,
+    /// Direction of the mail; `None` (absent) counts as inbound.
     pub direction: Option<Direction>,
 }
 
+/// The transcript-specific fields of an event: one utterance.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TranscriptEvent<'a> {
+    /// What was said (required; a long text field).
     pub text: Cow<'a, str>,
+    /// The speaker's name or label, as the transcript gives it.
     pub speaker: Option<Cow<'a, str>>,
+    /// The speaker's side; `None` (absent) counts as customer.
     pub speaker_role: Option<SpeakerRole>,
+    /// Id of the meeting or call the utterance belongs to.
     pub meeting_id: Option<Cow<'a, str>>,
 }
 
+/// The CRM-specific fields of an event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct CrmEvent<'a> {
+    /// What changed.
     pub crm_type: CrmType,
+    /// The contact's previous title, on `contact_title_changed`.
     pub old_title: Option<Cow<'a, str>>,
+    /// The contact's new title; always set on `contact_title_changed`.
     pub new_title: Option<Cow<'a, str>>,
+    /// The deal stage reached, on `stage_changed`.
     pub stage: Option<Cow<'a, str>>,
     /// Optional industry of the account, as the CRM knows it.
     pub industry: Option<Cow<'a, str>>,
@@ -223,27 +282,37 @@ pub struct CrmEvent<'a> {
 /// The kind-specific part of an event.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Body<'a> {
+    /// A `web` event.
     Web(WebEvent<'a>),
+    /// An `email` event.
     Email(EmailEvent<'a>),
+    /// A `transcript` event.
     Transcript(TranscriptEvent<'a>),
+    /// A `crm` event.
     Crm(CrmEvent<'a>),
 }
 
 /// One validated event.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event<'a> {
+    /// The event's id (1–128 chars); a repeated id is a duplicate.
     pub id: Cow<'a, str>,
+    /// Event time, in Unix milliseconds; drives decay, windows and silence.
     pub ts: Timestamp,
+    /// The account the event belongs to (1–64 chars of `[A-Za-z0-9_-]`).
     pub account: Cow<'a, str>,
+    /// The person behind the event, when the event names one.
     pub contact: Option<Contact<'a>>,
     /// Free numeric attributes of any kind of event, e.g. `video_views` on a
     /// page or `call_duration_s` on a call; signal conditions and
     /// attribute rules test them.
     pub attrs: Vec<(Cow<'a, str>, f64)>,
+    /// The kind-specific fields, which also determine [`Event::kind`].
     pub body: Body<'a>,
 }
 
 impl Event<'_> {
+    /// The kind of event, as given by its body.
     pub fn kind(&self) -> Kind {
         match self.body {
             Body::Web(_) => Kind::Web,

@@ -42,22 +42,37 @@ impl Default for Limits {
     }
 }
 
+/// Longest accepted event or contact id, in characters.
 pub const MAX_ID_CHARS: usize = 128;
+/// Longest accepted account name, in characters.
 pub const MAX_ACCOUNT_CHARS: usize = 64;
 
 /// Why an event was rejected.
 #[derive(Debug, Clone, PartialEq, Error)]
 pub enum DecodeError {
+    /// The input is not UTF-8 or not a JSON object; the parser's message.
     #[error("not a JSON object: {0}")]
     Syntax(String),
+    /// A required field is absent (or `null`).
     #[error("missing field {0}")]
     Missing(&'static str),
+    /// A field is present but of the wrong type or value.
     #[error("{field}: {reason}")]
-    Invalid { field: String, reason: String },
+    Invalid {
+        /// The field, dotted for nested ones (`contact.id`, `attrs.<name>`).
+        field: String,
+        /// What is wrong with it; a quoted value is clipped to 40 characters.
+        reason: String,
+    },
+    /// A field (or the whole `event`) is over its byte limit in [`Limits`].
     #[error("{field} too large: {size} bytes > limit {limit}")]
     TooLarge {
+        /// The field (`contact` for any contact field), or `event` for the
+        /// whole input.
         field: &'static str,
+        /// Its size, in bytes.
         size: usize,
+        /// The limit it exceeded, in bytes.
         limit: usize,
     },
 }

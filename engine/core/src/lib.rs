@@ -74,6 +74,9 @@
 //! assert_eq!(err.to_string(), "missing field account");
 //! ```
 
+#![warn(missing_docs)]
+#![warn(clippy::too_many_lines)]
+
 pub mod actions;
 pub mod decay;
 pub mod dedupe;

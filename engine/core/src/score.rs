@@ -49,31 +49,48 @@ pub fn rounded(score: f64) -> f64 {
 /// One signal's part in an explanation.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct SignalContribution {
+    /// The signal's id in the definitions.
     pub signal: Arc<str>,
+    /// The signal's description from its definition.
     pub description: String,
     /// Points of the raw sum `S` this signal adds now.
     pub contribution: f64,
+    /// Decayed count of occurrences at the explanation's instant, before the
+    /// signal's cap; rounded to 3 decimals.
     pub decayed_occurrences: f64,
+    /// Points per decayed occurrence, from the definition.
     pub weight: f64,
+    /// Occurrences counted since the signal's state at this account was
+    /// created (the state is pruned once fully decayed).
     pub total_occurrences: u32,
+    /// Time of the latest occurrence.
     pub last_seen: Timestamp,
+    /// Ids of the most recent evidence events (at most
+    /// [`MAX_EVIDENCE`](crate::graph::account::MAX_EVIDENCE)), oldest first.
     pub evidence: Vec<String>,
+    /// Matched phrases, most recent last.
     pub keywords: Vec<Arc<str>>,
 }
 
 /// Why an account scores what it scores.
 #[derive(Debug, Clone, Serialize, PartialEq)]
 pub struct Explanation {
+    /// The account explained.
     pub account: String,
+    /// The instant the score and decay are computed for.
     pub at: Timestamp,
+    /// The 0–100 score, rounded to one decimal.
     pub score: f64,
+    /// The raw sum `S` of contributions, rounded to 3 decimals.
     pub raw: f64,
+    /// The account's industry (the CRM's, else inferred from phrases), if known.
     pub industry: Option<String>,
     /// Contributing signals, largest first.
     pub signals: Vec<SignalContribution>,
 }
 
 impl Explanation {
+    /// Explains the score of `account` (state `core`) at `now` (Unix ms).
     pub fn build(defs: &SignalSet, account: &str, core: &AccountCore, now: i64) -> Explanation {
         let mut signals: Vec<SignalContribution> = core
             .signals

@@ -13,10 +13,13 @@ use serde::{Serialize, Serializer};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
 pub struct Timestamp(pub i64);
 
-/// Milliseconds in common units, for readable constants.
+/// One second, in milliseconds.
 pub const SECOND_MS: i64 = 1_000;
+/// One minute, in milliseconds.
 pub const MINUTE_MS: i64 = 60 * SECOND_MS;
+/// One hour, in milliseconds.
 pub const HOUR_MS: i64 = 60 * MINUTE_MS;
+/// One day, in milliseconds.
 pub const DAY_MS: i64 = 24 * HOUR_MS;
 
 /// Earliest and latest accepted timestamps: years 1970 to 9999.
@@ -24,6 +27,8 @@ const MIN_MS: i64 = 0;
 const MAX_MS: i64 = 253_402_300_799_999;
 
 impl Timestamp {
+    /// Earlier than any valid event time (`i64::MIN` ms); a "never" sentinel,
+    /// outside the range [`Timestamp::from_millis`] accepts.
     pub const MIN: Timestamp = Timestamp(i64::MIN);
 
     /// Parses an RFC 3339 date-time (`2026-03-01T09:30:00Z`, `...+08:00`).
@@ -37,14 +42,17 @@ impl Timestamp {
         (MIN_MS..=MAX_MS).contains(&ms).then_some(Timestamp(ms))
     }
 
+    /// Unix milliseconds.
     pub fn millis(self) -> i64 {
         self.0
     }
 
+    /// `ms` milliseconds later, clamped at `i64::MAX` instead of overflowing.
     pub fn saturating_add(self, ms: i64) -> Timestamp {
         Timestamp(self.0.saturating_add(ms))
     }
 
+    /// `ms` milliseconds earlier, clamped at `i64::MIN` instead of overflowing.
     pub fn saturating_sub(self, ms: i64) -> Timestamp {
         Timestamp(self.0.saturating_sub(ms))
     }
@@ -70,11 +78,22 @@ impl Serialize for Timestamp {
     }
 }
 
+/// A text that is not a duration the engine can hold.
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+pub enum DurationError {
+    /// Not a human duration (humantime says why).
+    #[error(transparent)]
+    Invalid(#[from] humantime::DurationError),
+    /// More milliseconds than an `i64` holds.
+    #[error("duration too large")]
+    TooLarge,
+}
+
 /// Parses a human duration such as `14d`, `48h`, `3m`, `90s` or `1h 30m` into
 /// milliseconds.
-pub fn parse_duration_ms(text: &str) -> Result<i64, String> {
-    let duration = humantime::parse_duration(text.trim()).map_err(|e| e.to_string())?;
-    i64::try_from(duration.as_millis()).map_err(|_| "duration too large".to_string())
+pub fn parse_duration_ms(text: &str) -> Result<i64, DurationError> {
+    let duration = humantime::parse_duration(text.trim())?;
+    i64::try_from(duration.as_millis()).map_err(|_| DurationError::TooLarge)
 }
 
 /// Formats milliseconds as a short human duration (`14d`, `48h`, `3m`):

@@ -55,7 +55,10 @@ pub enum View {
 /// What kind of characters a token is made of.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Script {
+    /// A word of letters and digits in any script but Han (Latin, Cyrillic,
+    /// Greek ...), stemmed with the configured language.
     Latin,
+    /// A Chinese character ([`View::Match`]) or word ([`View::Words`]).
     Han,
 }
 
@@ -63,10 +66,15 @@ pub enum Script {
 /// range of the original text it came from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Token {
+    /// Byte offset of the token's key in [`Analyzed::keys`].
     pub key_start: u32,
+    /// Byte offset just past the token's key in [`Analyzed::keys`].
     pub key_end: u32,
+    /// Byte offset of the token in the original text.
     pub start: u32,
+    /// Byte offset just past the token in the original text.
     pub end: u32,
+    /// What kind of characters it is made of.
     pub script: Script,
 }
 
@@ -75,20 +83,25 @@ pub struct Token {
 /// after the last, which is exactly the haystack the phrase matcher needs.
 #[derive(Debug, Default, Clone)]
 pub struct Analyzed {
+    /// The tokens' keys, space-separated with a space at both ends.
     pub keys: String,
+    /// The tokens, in text order.
     pub tokens: Vec<Token>,
 }
 
 impl Analyzed {
+    /// Empties the buffer, keeping its capacity.
     pub fn clear(&mut self) {
         self.keys.clear();
         self.tokens.clear();
     }
 
+    /// The normalised key of `token` (a token of this buffer).
     pub fn key(&self, token: &Token) -> &str {
         &self.keys[token.key_start as usize..token.key_end as usize]
     }
 
+    /// Every token's key, in text order.
     pub fn iter_keys(&self) -> impl Iterator<Item = &str> {
         self.tokens.iter().map(|t| self.key(t))
     }
@@ -183,10 +196,12 @@ impl Analyzer {
         })
     }
 
+    /// The Snowball language's name, as in [`LANGUAGES`].
     pub fn language(&self) -> &'static str {
         self.language
     }
 
+    /// Maximum characters of a stem kept (0 = keep all).
     pub fn prefix_fold(&self) -> usize {
         self.prefix_fold
     }

@@ -3,8 +3,19 @@
 //! still appear in the intent graph.
 
 use rustc_hash::FxHashMap;
+use serde::{Deserialize, Serialize};
 
 use super::analyzer::{Analyzed, Script};
+
+/// A topic's key (its analysed form, which identifies it) and how it is
+/// shown; shared by every account that raises it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TopicName {
+    /// The analysed form (stemmed, folded), which identifies the topic.
+    pub key: Box<str>,
+    /// The word as it appeared (lowercased), for display.
+    pub display: Box<str>,
+}
 
 /// Terms the document-frequency table holds before it is halved.
 const DEFAULT_CAPACITY: usize = 500_000;
@@ -26,13 +37,17 @@ impl Default for DocFreq {
 /// A term chosen as an open keyword of a document.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Keyword {
+    /// The analysed form of the term.
     pub key: Box<str>,
     /// The word as it appeared (lowercased), for display.
     pub display: Box<str>,
+    /// TF-IDF: occurrences in the document × (ln((1 + docs) / (1 + df)) + 1).
     pub score: f32,
 }
 
 impl DocFreq {
+    /// An empty table that holds about `capacity` terms (at least 16) before
+    /// halving its counts.
     pub fn with_capacity(capacity: usize) -> DocFreq {
         DocFreq {
             counts: FxHashMap::default(),
@@ -41,10 +56,12 @@ impl DocFreq {
         }
     }
 
+    /// Documents counted (halved with the counts).
     pub fn n_docs(&self) -> u64 {
         self.n_docs
     }
 
+    /// Documents the analysed term `key` appeared in (0 when unknown).
     pub fn df(&self, key: &str) -> u32 {
         self.counts.get(key).copied().unwrap_or(0)
     }

@@ -4,7 +4,7 @@
 //!
 //! The haystack is the analysed text as `" key key key "`, and each pattern is
 //! `" key key "`, so matches always start and end on token boundaries. A
-//! phrase may contain `…` (or `...`): a gap of up to [`MAX_GAP_TOKENS`] tokens
+//! phrase may contain `…` (or `...`): a gap of up to [`MAX_GAP_WORDS`] words
 //! between its parts ("solved our … pain"). A match right after a negation
 //! ("no", "not", 不, 没有 …) does not count.
 
@@ -27,23 +27,30 @@ pub type LibraryIdx = u16;
 /// One phrase as an analyst wrote it.
 #[derive(Debug, Clone)]
 pub struct Phrase {
+    /// The library the phrase belongs to.
     pub library: LibraryIdx,
     /// The phrase as written, shown as the matched keyword in evidence.
     pub text: Arc<str>,
+    /// Parts of the phrase, separated by `…` gaps (1 for an ungapped phrase).
     pub n_parts: u8,
 }
 
 /// A phrase found in a text, with its token range (end exclusive).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct PhraseHit {
+    /// The phrase, as an index into [`PhraseMatcher::phrases`].
     pub phrase: u32,
+    /// Index of the first token matched in the analysed text.
     pub start: u32,
+    /// Index just past the last token matched (exclusive).
     pub end: u32,
 }
 
 /// Why a phrase could not be compiled.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum PhraseProblem {
+    /// Nothing of the phrase is left once analysed (only stopwords or
+    /// punctuation), or it has more than 255 parts.
     EmptyAfterAnalysis,
 }
 
@@ -83,6 +90,7 @@ pub struct PhraseMatcherBuilder<'a> {
 }
 
 impl<'a> PhraseMatcherBuilder<'a> {
+    /// An empty builder that analyses phrases with `analyzer`.
     pub fn new(analyzer: &'a Analyzer) -> Self {
         PhraseMatcherBuilder {
             analyzer,
@@ -140,6 +148,7 @@ impl<'a> PhraseMatcherBuilder<'a> {
         self.scratch.keys.trim().to_string()
     }
 
+    /// Compiles the phrases added into one automaton.
     pub fn build(self) -> PhraseMatcher {
         let automaton = if self.pattern_texts.is_empty() {
             None
@@ -182,10 +191,12 @@ const NEGATIONS_LATIN: &[&str] = &[
 const NEGATIONS_HAN: &[&str] = &["不", "没", "无", "未", "非", "别"];
 
 impl PhraseMatcher {
+    /// Every phrase, in the order added (a [`PhraseHit::phrase`] indexes it).
     pub fn phrases(&self) -> &[Phrase] {
         &self.phrases
     }
 
+    /// The phrase at index `idx` (from [`PhraseHit::phrase`]); panics when out of range.
     pub fn phrase(&self, idx: u32) -> &Phrase {
         &self.phrases[idx as usize]
     }

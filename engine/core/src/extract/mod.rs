@@ -11,5 +11,5 @@ mod stopwords;
 
 pub use analyzer::{Analyzed, Analyzer, View};
 pub use features::{ContactObs, CrmObs, Extractor, LibraryHit, Observation, SignalHit, TopicObs};
-pub use keywords::DocFreq;
+pub use keywords::{DocFreq, TopicName};
 pub use matcher::{PhraseHit, PhraseMatcher};

@@ -21,7 +21,7 @@ fn thin_bytes<T>(v: &ThinVec<T>) -> usize {
 
 use crate::decay::Decayed;
 use crate::event::{CrmType, Kind};
-use crate::extract::Observation;
+use crate::extract::{ContactObs, CrmObs, LibraryHit, Observation, SignalHit, TopicName, TopicObs};
 use crate::signal_defs::{RuleIdx, SignalIdx, SignalSet};
 
 /// Contacts kept per account (least recently seen are evicted).
@@ -45,29 +45,116 @@ pub type TitleHistory = ThinVec<(i64, Arc<str>)>;
 /// A person at the account.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContactState {
+    /// How the contact is known: its id, else e-mail, else name.
     pub key: Arc<str>,
+    /// The latest name seen (a late event does not roll it back).
     pub name: Option<Arc<str>>,
+    /// The current title, as last seen on activity or a CRM change.
     pub title: Option<Arc<str>>,
+    /// Whether the current title matches the decision-roles library.
     pub is_decision_role: bool,
+    /// Whether the CRM reported the contact gone; cleared by a new title.
     pub left: bool,
     /// Earlier titles with the time they were replaced, oldest first.
     /// Thin: most contacts never change title.
     pub title_history: TitleHistory,
+    /// Time of the newest event naming the contact, in Unix ms.
     pub last_seen: i64,
 }
 
-/// A topic's key (its analysed form, which identifies it) and how it is
-/// shown; shared by every account that raises it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TopicName {
-    pub key: Box<str>,
-    pub display: Box<str>,
+impl ContactState {
+    /// Folds in what an observation at `ts` says about this contact; returns
+    /// the change of title or presence it makes, if any.
+    fn observe(
+        &mut self,
+        obs: &Observation,
+        observed: &ContactObs,
+        ts: i64,
+    ) -> Option<ContactChange> {
+        let newest = ts >= self.last_seen;
+        self.last_seen = self.last_seen.max(ts);
+        if !newest {
+            // An event older than what we know of this contact (a late one)
+            // does not roll its name or title back.
+            return None;
+        }
+        if observed.name.is_some() {
+            self.name = observed.name.clone();
+        }
+        let crm = obs.crm.as_deref();
+        let crm_type = crm.map(|c| c.crm_type);
+        let was_decision_role = self.is_decision_role || crm.is_some_and(|c| c.old_title_decision);
+        let old_title = self
+            .title
+            .clone()
+            .or_else(|| crm.and_then(|c| c.old_title.clone()));
+        if crm_type == Some(CrmType::ContactLeft) {
+            let already_left = self.left;
+            self.left = true;
+            if already_left {
+                return None;
+            }
+            return Some(ContactChange {
+                contact: self.key.clone(),
+                old_title,
+                new_title: None,
+                was_decision_role,
+                is_decision_role: false,
+                left: true,
+            });
+        }
+        self.retitle(observed, crm_type, ts, old_title, was_decision_role)
+    }
+
+    /// Takes the observed title, if any and new, keeping the one it replaces
+    /// in the history. The change, except for the first title seen on
+    /// activity (which replaces none).
+    fn retitle(
+        &mut self,
+        observed: &ContactObs,
+        crm_type: Option<CrmType>,
+        ts: i64,
+        old_title: Option<Arc<str>>,
+        was_decision_role: bool,
+    ) -> Option<ContactChange> {
+        let new_title = observed.title.clone()?;
+        if self.title.as_deref() == Some(&*new_title) {
+            self.is_decision_role = observed.is_decision_role;
+            return None;
+        }
+        // A known title replaced by another, from a CRM change event or seen on activity.
+        let first_sighting = self.title.is_none() && crm_type != Some(CrmType::ContactTitleChanged);
+        if let Some(previous) = self.title.take() {
+            let history = &mut self.title_history;
+            if history.len() >= MAX_TITLE_HISTORY {
+                history.remove(0);
+            }
+            history.push((ts, previous));
+        }
+        self.title = Some(new_title.clone());
+        self.is_decision_role = observed.is_decision_role;
+        self.left = false;
+        if first_sighting {
+            return None;
+        }
+        Some(ContactChange {
+            contact: self.key.clone(),
+            old_title,
+            new_title: Some(new_title),
+            was_decision_role,
+            is_decision_role: observed.is_decision_role,
+            left: false,
+        })
+    }
 }
 
 /// An open topic raised by the account's e-mails and calls.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct TopicState {
+    /// The topic's key and display form, shared across accounts.
     pub name: Arc<TopicName>,
+    /// Summed TF-IDF weight of the topic's mentions, decaying with the
+    /// topic half-life of the definitions.
     pub weight: Decayed,
 }
 
@@ -76,14 +163,17 @@ pub struct TopicState {
 pub struct Occurrence(i64);
 
 impl Occurrence {
+    /// Packs `ts` (Unix ms; any valid event time fits the 62 bits) with `kind`.
     pub fn new(ts: i64, kind: Kind) -> Occurrence {
         Occurrence((ts << 2) | kind as i64)
     }
 
+    /// The occurrence's event time, in Unix ms.
     pub fn ts(self) -> i64 {
         self.0 >> 2
     }
 
+    /// The kind of event it came from.
     pub fn kind(self) -> Kind {
         Kind::ALL[(self.0 & 3) as usize]
     }
@@ -92,6 +182,7 @@ impl Occurrence {
 /// The instances of one signal at this account.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SignalState {
+    /// The signal, as an index into the current [`SignalSet`]'s signals.
     pub signal: SignalIdx,
     /// Decayed count of occurrences.
     pub value: Decayed,
@@ -103,6 +194,7 @@ pub struct SignalState {
     pub evidence: Vec<(Arc<str>, i64)>,
     /// Matched phrases (boxed: many signals match no phrase).
     keywords: ThinVec<Arc<str>>,
+    /// Occurrences counted since this state was created (saturating).
     pub total: u32,
 }
 
@@ -121,22 +213,67 @@ impl SignalState {
     pub fn last_ts(&self) -> i64 {
         self.evidence.last().map_or(i64::MIN, |(_, t)| *t)
     }
+
+    /// Inserts an occurrence at `ts` in time order, then drops those more
+    /// than `retain_ms` older than the newest and any beyond
+    /// [`MAX_OCCURRENCES`].
+    fn record_occurrence(&mut self, ts: i64, kind: Kind, retain_ms: i64) {
+        let newest = self.last_ts().max(ts);
+        let occurrences = &mut self.occurrences;
+        let at = occurrences.partition_point(|o| o.ts() <= ts);
+        occurrences.insert(at, Occurrence::new(ts, kind));
+        let horizon = newest - retain_ms;
+        let stale = occurrences.partition_point(|o| o.ts() <= horizon);
+        let excess = occurrences.len().saturating_sub(MAX_OCCURRENCES);
+        occurrences.drain(..stale.max(excess));
+    }
+
+    /// Inserts event `id` at `ts` into the evidence in time order, dropping
+    /// the oldest beyond [`MAX_EVIDENCE`].
+    fn record_evidence(&mut self, id: &Arc<str>, ts: i64) {
+        let at = self.evidence.partition_point(|(_, t)| *t <= ts);
+        self.evidence.insert(at, (id.clone(), ts));
+        if self.evidence.len() > MAX_EVIDENCE {
+            self.evidence.remove(0);
+        }
+    }
+
+    /// Adds the phrases not yet kept, dropping the oldest beyond
+    /// [`MAX_KEYWORDS`].
+    fn record_keywords(&mut self, matched: &[Arc<str>]) {
+        let keywords = &mut self.keywords;
+        for keyword in matched {
+            if !keywords.iter().any(|k| k == keyword) {
+                if keywords.len() >= MAX_KEYWORDS {
+                    keywords.remove(0);
+                }
+                keywords.push(keyword.clone());
+            }
+        }
+    }
 }
 
 /// Per-rule trigger state.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RuleState {
+    /// The rule, as an index into the current [`SignalSet`]'s rules.
     pub rule: RuleIdx,
+    /// Event time (Unix ms) of the latest firing that passed the cooldown.
     pub last_fired: Option<i64>,
+    /// The latest silence timer armed here (silence rules only).
     pub silence: Option<SilenceState>,
 }
 
 /// A running silence timer.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SilenceState {
+    /// Time of the start event, in Unix ms.
     pub start_ts: i64,
+    /// When the silence fires if unbroken: `start_ts` plus the rule's silence, in ms.
     pub deadline: i64,
+    /// Id of the start event, the firing's evidence.
     pub start_event: Arc<str>,
+    /// Key of the start event's contact, if any.
     pub contact: Option<Arc<str>>,
     /// Broken by inbound activity, or already fired.
     pub done: bool,
@@ -145,22 +282,34 @@ pub struct SilenceState {
 /// A contact's title or presence changed with this observation.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct ContactChange {
+    /// Key of the contact.
     pub contact: Arc<str>,
+    /// Title before the change: the known one, else the CRM event's `old_title`.
     pub old_title: Option<Arc<str>>,
+    /// Title after the change; `None` when the contact left.
     pub new_title: Option<Arc<str>>,
+    /// Whether the contact held a decision role before the change.
     pub was_decision_role: bool,
+    /// Whether the contact holds a decision role after it (false once left).
     pub is_decision_role: bool,
+    /// Whether the change is the contact leaving.
     pub left: bool,
 }
 
 /// The state of one account.
 #[derive(Debug, Clone, PartialEq, Default, Serialize, Deserialize)]
 pub struct AccountCore {
+    /// Known contacts, at most [`MAX_CONTACTS`].
     pub contacts: Vec<ContactState>,
+    /// Open topics, at most [`MAX_TOPICS`].
     pub topics: Vec<TopicState>,
+    /// One state per signal that occurred here and has not decayed away.
     pub signals: Vec<SignalState>,
+    /// Earliest event time applied, in Unix ms (0 before any).
     pub first_ts: i64,
+    /// Newest event time applied, in Unix ms (0 before any).
     pub last_ts: i64,
+    /// Observations applied (saturating).
     pub n_events: u32,
     /// What many accounts never have, boxed to keep the common account small.
     pub extra: Option<Box<AccountExtra>>,
@@ -173,16 +322,19 @@ pub struct AccountExtra {
     pub industry_votes: Vec<(Arc<str>, u32)>,
     /// The industry as the CRM states it, which wins over inference.
     pub industry: Option<Box<str>>,
+    /// The deal stage of the latest CRM event that named one.
     pub stage: Option<Box<str>>,
     /// Trigger state of the rules that fired or armed a timer here.
     pub rules: Vec<RuleState>,
 }
 
 impl AccountCore {
+    /// The state of `signal` here; `None` if it never occurred or was pruned.
     pub fn signal(&self, signal: SignalIdx) -> Option<&SignalState> {
         self.signals.iter().find(|s| s.signal == signal)
     }
 
+    /// The less common parts, created when missing.
     pub fn extra_mut(&mut self) -> &mut AccountExtra {
         self.extra.get_or_insert_with(Box::default)
     }
@@ -192,6 +344,7 @@ impl AccountCore {
         self.extra.as_ref().map_or(&[], |e| &e.rules)
     }
 
+    /// The deal stage as the CRM last reported it, if ever.
     pub fn stage(&self) -> Option<&str> {
         self.extra.as_ref().and_then(|e| e.stage.as_deref())
     }
@@ -221,6 +374,7 @@ impl AccountCore {
         }
     }
 
+    /// The contact known by `key`, if it is kept.
     pub fn contact(&self, key: &str) -> Option<&ContactState> {
         self.contacts.iter().find(|c| &*c.key == key)
     }
@@ -245,68 +399,76 @@ impl AccountCore {
     /// it carries, if any.
     pub fn apply(&mut self, defs: &SignalSet, obs: &Observation) -> Option<ContactChange> {
         let ts = obs.ts.millis();
+        self.count_event(ts);
+        let change = self.apply_contact(obs);
+        if let Some(crm) = &obs.crm {
+            self.apply_crm(crm);
+        }
+        for hit in &obs.signals {
+            self.apply_signal(defs, hit, obs);
+        }
+        self.vote_industries(defs, &obs.phrases);
+        self.apply_topics(defs, &obs.topics, ts);
+        change
+    }
+
+    /// Counts an event at `ts` into the account's first and last times.
+    #[inline]
+    fn count_event(&mut self, ts: i64) {
         if self.n_events == 0 || ts < self.first_ts {
             self.first_ts = ts;
         }
         self.last_ts = self.last_ts.max(ts);
         self.n_events = self.n_events.saturating_add(1);
+    }
 
-        let change = self.apply_contact(obs);
+    /// What the CRM states about the account: its industry and deal stage.
+    fn apply_crm(&mut self, crm: &CrmObs) {
+        if let Some(industry) = &crm.industry {
+            self.extra_mut().industry = Some(industry.clone());
+        }
+        if let Some(stage) = &crm.stage {
+            self.extra_mut().stage = Some(stage.clone());
+        }
+    }
 
-        if let Some(crm) = &obs.crm {
-            if let Some(industry) = &crm.industry {
-                self.extra_mut().industry = Some(industry.clone());
-            }
-            if let Some(stage) = &crm.stage {
-                self.extra_mut().stage = Some(stage.clone());
+    /// One occurrence of a signal: its decayed count, total, occurrence
+    /// times (for windowed rules), evidence and keywords.
+    fn apply_signal(&mut self, defs: &SignalSet, hit: &SignalHit, obs: &Observation) {
+        let ts = obs.ts.millis();
+        let def = &defs.signals[hit.signal as usize];
+        let state = self.signal_state_mut(hit.signal);
+        state.value.add(ts, 1.0, def.half_life_ms);
+        state.total = state.total.saturating_add(1);
+        if def.retain_ms > 0 {
+            state.record_occurrence(ts, obs.kind, def.retain_ms);
+        }
+        state.record_evidence(&obs.id, ts);
+        state.record_keywords(&hit.keywords);
+    }
+
+    /// The state of `signal` here, created empty when missing.
+    fn signal_state_mut(&mut self, signal: SignalIdx) -> &mut SignalState {
+        match self.signals.iter().position(|s| s.signal == signal) {
+            Some(idx) => &mut self.signals[idx],
+            None => {
+                self.signals.push(SignalState {
+                    signal,
+                    value: Decayed::default(),
+                    occurrences: ThinVec::new(),
+                    evidence: Vec::new(),
+                    keywords: ThinVec::new(),
+                    total: 0,
+                });
+                self.signals.last_mut().expect("just pushed")
             }
         }
+    }
 
-        for hit in &obs.signals {
-            let def = &defs.signals[hit.signal as usize];
-            let state = match self.signals.iter().position(|s| s.signal == hit.signal) {
-                Some(idx) => &mut self.signals[idx],
-                None => {
-                    self.signals.push(SignalState {
-                        signal: hit.signal,
-                        value: Decayed::default(),
-                        occurrences: ThinVec::new(),
-                        evidence: Vec::new(),
-                        keywords: ThinVec::new(),
-                        total: 0,
-                    });
-                    self.signals.last_mut().expect("just pushed")
-                }
-            };
-            state.value.add(ts, 1.0, def.half_life_ms);
-            state.total = state.total.saturating_add(1);
-            if def.retain_ms > 0 {
-                let newest = state.last_ts().max(ts);
-                let occurrences = &mut state.occurrences;
-                let at = occurrences.partition_point(|o| o.ts() <= ts);
-                occurrences.insert(at, Occurrence::new(ts, obs.kind));
-                let horizon = newest - def.retain_ms;
-                let stale = occurrences.partition_point(|o| o.ts() <= horizon);
-                let excess = occurrences.len().saturating_sub(MAX_OCCURRENCES);
-                occurrences.drain(..stale.max(excess));
-            }
-            let at = state.evidence.partition_point(|(_, t)| *t <= ts);
-            state.evidence.insert(at, (obs.id.clone(), ts));
-            if state.evidence.len() > MAX_EVIDENCE {
-                state.evidence.remove(0);
-            }
-            for keyword in &hit.keywords {
-                let keywords = &mut state.keywords;
-                if !keywords.iter().any(|k| k == keyword) {
-                    if keywords.len() >= MAX_KEYWORDS {
-                        keywords.remove(0);
-                    }
-                    keywords.push(keyword.clone());
-                }
-            }
-        }
-
-        for phrase in &obs.phrases {
+    /// One vote per phrase of an industry's library towards the account's
+    /// inferred industry.
+    fn vote_industries(&mut self, defs: &SignalSet, phrases: &[LibraryHit]) {
+        for phrase in phrases {
             if let Some(industry) = &defs.libraries[phrase.library as usize].industry {
                 let votes = &mut self.extra_mut().industry_votes;
                 match votes.iter_mut().find(|(name, _)| name == industry) {
@@ -315,9 +477,13 @@ impl AccountCore {
                 }
             }
         }
+    }
 
+    /// Adds the open keywords raised at `ts` to the account's topics, the
+    /// weakest making way for a new one when [`MAX_TOPICS`] are kept.
+    fn apply_topics(&mut self, defs: &SignalSet, topics: &[TopicObs], ts: i64) {
         let topic_half_life = defs.score.topic_half_life_ms;
-        for topic in &obs.topics {
+        for topic in topics {
             match self
                 .topics
                 .iter_mut()
@@ -328,19 +494,7 @@ impl AccountCore {
                     .add(ts, topic.weight as f64, topic_half_life),
                 None => {
                     if self.topics.len() >= MAX_TOPICS {
-                        let weakest = self
-                            .topics
-                            .iter()
-                            .enumerate()
-                            .min_by(|a, b| {
-                                a.1.weight
-                                    .value_at(ts, topic_half_life)
-                                    .total_cmp(&b.1.weight.value_at(ts, topic_half_life))
-                                    .then_with(|| b.1.name.key.cmp(&a.1.name.key))
-                            })
-                            .map(|(i, _)| i)
-                            .expect("topics is full, so not empty");
-                        self.topics.swap_remove(weakest);
+                        self.evict_weakest_topic(ts, topic_half_life);
                     }
                     self.topics.push(TopicState {
                         name: topic.name.clone(),
@@ -349,99 +503,62 @@ impl AccountCore {
                 }
             }
         }
-        change
     }
 
+    /// Drops the topic of least weight at `ts` (of equal weights, the one
+    /// with the greatest key). Needs at least one topic.
+    fn evict_weakest_topic(&mut self, ts: i64, topic_half_life: f64) {
+        let weakest = self
+            .topics
+            .iter()
+            .enumerate()
+            .min_by(|a, b| {
+                a.1.weight
+                    .value_at(ts, topic_half_life)
+                    .total_cmp(&b.1.weight.value_at(ts, topic_half_life))
+                    .then_with(|| b.1.name.key.cmp(&a.1.name.key))
+            })
+            .map(|(i, _)| i)
+            .expect("topics is full, so not empty");
+        self.topics.swap_remove(weakest);
+    }
+
+    /// What the observation says about its contact; the change of title or
+    /// presence it makes, if any.
     fn apply_contact(&mut self, obs: &Observation) -> Option<ContactChange> {
         let ts = obs.ts.millis();
         let observed = obs.contact.as_ref()?;
-        let idx = match self.contacts.iter().position(|c| c.key == observed.key) {
-            Some(idx) => idx,
-            None => {
-                if self.contacts.len() >= MAX_CONTACTS {
-                    let stalest = self
-                        .contacts
-                        .iter()
-                        .enumerate()
-                        .min_by_key(|(_, c)| (c.last_seen, c.key.clone()))
-                        .map(|(i, _)| i)
-                        .expect("contacts is full, so not empty");
-                    self.contacts.swap_remove(stalest);
-                }
-                self.contacts.push(ContactState {
-                    key: observed.key.clone(),
-                    name: None,
-                    title: None,
-                    is_decision_role: false,
-                    left: false,
-                    title_history: ThinVec::new(),
-                    last_seen: ts,
-                });
-                self.contacts.len() - 1
-            }
-        };
-        let contact = &mut self.contacts[idx];
-        let newest = ts >= contact.last_seen;
-        contact.last_seen = contact.last_seen.max(ts);
-        if !newest {
-            // An event older than what we know of this contact (a late one)
-            // does not roll its name or title back.
-            return None;
+        let idx = self.contact_index(&observed.key, ts);
+        self.contacts[idx].observe(obs, observed, ts)
+    }
+
+    /// Index of the contact known by `key`; a new one (seen at `ts`) is
+    /// added, the least recently seen making way when [`MAX_CONTACTS`] are
+    /// kept.
+    fn contact_index(&mut self, key: &Arc<str>, ts: i64) -> usize {
+        if let Some(idx) = self.contacts.iter().position(|c| c.key == *key) {
+            return idx;
         }
-        if observed.name.is_some() {
-            contact.name = observed.name.clone();
+        if self.contacts.len() >= MAX_CONTACTS {
+            let stalest = self
+                .contacts
+                .iter()
+                .enumerate()
+                .min_by_key(|(_, c)| (c.last_seen, c.key.clone()))
+                .map(|(i, _)| i)
+                .expect("contacts is full, so not empty");
+            self.contacts.swap_remove(stalest);
         }
-        let crm_type = obs.crm.as_ref().map(|c| c.crm_type);
-        let was_decision_role =
-            contact.is_decision_role || obs.crm.as_ref().is_some_and(|c| c.old_title_decision);
-        let old_title = contact
-            .title
-            .clone()
-            .or_else(|| obs.crm.as_ref().and_then(|c| c.old_title.clone()));
-        if crm_type == Some(CrmType::ContactLeft) {
-            let already_left = contact.left;
-            contact.left = true;
-            if already_left {
-                return None;
-            }
-            return Some(ContactChange {
-                contact: contact.key.clone(),
-                old_title: old_title.clone(),
-                new_title: None,
-                was_decision_role,
-                is_decision_role: false,
-                left: true,
-            });
-        }
-        let new_title = observed.title.clone()?;
-        if contact.title.as_deref() == Some(&*new_title) {
-            contact.is_decision_role = observed.is_decision_role;
-            return None;
-        }
-        // A known title replaced by another, from a CRM change event or seen on activity.
-        let first_sighting =
-            contact.title.is_none() && crm_type != Some(CrmType::ContactTitleChanged);
-        if let Some(previous) = contact.title.take() {
-            let history = &mut contact.title_history;
-            if history.len() >= MAX_TITLE_HISTORY {
-                history.remove(0);
-            }
-            history.push((ts, previous));
-        }
-        contact.title = Some(new_title.clone());
-        contact.is_decision_role = observed.is_decision_role;
-        contact.left = false;
-        if first_sighting {
-            return None;
-        }
-        Some(ContactChange {
-            contact: contact.key.clone(),
-            old_title,
-            new_title: Some(new_title),
-            was_decision_role,
-            is_decision_role: observed.is_decision_role,
+        self.contacts.push(ContactState {
+            key: key.clone(),
+            name: None,
+            title: None,
+            is_decision_role: false,
             left: false,
-        })
+            title_history: ThinVec::new(),
+            last_seen: ts,
+        });
+        self.contacts.len() - 1
     }
 
     /// Drops what has fully decayed by `now` and no rule still needs.

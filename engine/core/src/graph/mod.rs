@@ -19,9 +19,10 @@ use serde_json::{json, Value};
 
 pub use account::{
     AccountCore, AccountExtra, ContactChange, ContactState, Occurrence, RuleState, SignalState,
-    SilenceState, TopicName, TopicState,
+    SilenceState, TopicState,
 };
 
+pub use crate::extract::TopicName;
 use crate::signal_defs::SignalSet;
 use crate::time::Timestamp;
 
@@ -32,6 +33,7 @@ pub type AccountIdx = u32;
 /// events in time order.
 #[derive(Debug, Clone, Default)]
 pub struct AccountEntry {
+    /// The account's id, as events name it.
     pub id: Arc<str>,
     /// The live state: every observation applied, in event-time order.
     pub core: AccountCore,
@@ -67,14 +69,17 @@ fn hash_id(id: &str) -> u64 {
 }
 
 impl IntentGraph {
+    /// Number of accounts known.
     pub fn len(&self) -> usize {
         self.accounts.len()
     }
 
+    /// Whether no account is known yet.
     pub fn is_empty(&self) -> bool {
         self.accounts.is_empty()
     }
 
+    /// The index of `account`, if it is known.
     pub fn index_of(&self, account: &str) -> Option<AccountIdx> {
         let accounts = &self.accounts;
         self.index
@@ -84,6 +89,7 @@ impl IntentGraph {
             .copied()
     }
 
+    /// The index of `account`, adding an empty account when it is new.
     pub fn get_or_insert(&mut self, account: &str) -> AccountIdx {
         if let Some(idx) = self.index_of(account) {
             return idx;
@@ -101,10 +107,12 @@ impl IntentGraph {
         idx
     }
 
+    /// The account at `idx`; panics for an index the graph did not hand out.
     pub fn entry(&self, idx: AccountIdx) -> &AccountEntry {
         &self.accounts[idx as usize]
     }
 
+    /// The account at `idx`, mutably; panics for an index the graph did not hand out.
     pub fn entry_mut(&mut self, idx: AccountIdx) -> &mut AccountEntry {
         &mut self.accounts[idx as usize]
     }
@@ -115,6 +123,7 @@ impl IntentGraph {
             .map(|idx| f(&self.accounts[idx as usize].core))
     }
 
+    /// Every account, in the order first seen (by index).
     pub fn entries(&self) -> impl Iterator<Item = &AccountEntry> {
         self.accounts.iter()
     }

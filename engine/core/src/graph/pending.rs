@@ -65,10 +65,12 @@ fn key(obs: &Observation) -> (i64, u64) {
 }
 
 impl Pending {
+    /// Whether no observation is pending.
     pub fn is_empty(&self) -> bool {
         self.0.as_ref().is_none_or(|s| s.log.is_empty())
     }
 
+    /// Observations pending.
     pub fn len(&self) -> usize {
         self.0.as_ref().map_or(0, |s| s.log.len())
     }
@@ -94,6 +96,7 @@ impl Pending {
             .checkpoint_if_due(core);
     }
 
+    /// Records an in-order observation just applied, after the log's last.
     pub fn push(&mut self, obs: Observation) {
         self.0.get_or_insert_with(Box::default).log.push_back(obs);
     }
@@ -145,12 +148,16 @@ impl Pending {
         }
     }
 
+    /// Whether an action whose id hashes to `digest` was emitted while
+    /// observations were pending (and is still remembered).
     pub fn was_emitted(&self, digest: u64) -> bool {
         self.0
             .as_ref()
             .is_some_and(|s| s.emitted.iter().any(|e| e.digest == digest))
     }
 
+    /// Remembers an action emitted while observations are pending: its id's
+    /// digest, what fired it and that trigger's (time, arrival sequence).
     pub fn record_emitted(&mut self, digest: u64, origin: Origin, trigger: (i64, u64)) {
         self.0
             .get_or_insert_with(Box::default)

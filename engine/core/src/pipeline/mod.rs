@@ -35,6 +35,7 @@ use crate::time::{Timestamp, DAY_MS, MINUTE_MS};
 /// Settings of the pipeline (runtime settings; signal definitions are separate).
 #[derive(Debug, Clone)]
 pub struct PipelineConfig {
+    /// Size limits applied when decoding events.
     pub limits: Limits,
     /// How far behind the newest event an event may arrive and still be
     /// placed exactly in time order.
@@ -66,6 +67,7 @@ impl Default for PipelineConfig {
 /// What happened to one event.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
+    /// The event was applied to its account.
     Applied {
         /// Older than the watermark: applied, but possibly not in time order.
         late: bool,
@@ -79,15 +81,25 @@ pub enum Outcome {
 /// Counters of the pipeline's work.
 #[derive(Debug, Clone, Default, Serialize, PartialEq)]
 pub struct Stats {
+    /// Events offered, whatever became of them.
     pub events_in: u64,
+    /// Events applied to their account (late or not).
     pub applied: u64,
+    /// Events rejected: invalid, or too far ahead in time.
     pub rejected: u64,
+    /// Rejections by [`DecodeError::reason_label`] (and `ts too far ahead`).
     pub rejected_by_reason: BTreeMap<String, u64>,
+    /// Events ignored because their id was already seen.
     pub duplicates: u64,
+    /// Events applied though older than the watermark.
     pub late: u64,
+    /// Events that arrived out of order within the lateness and were re-ordered.
     pub reordered: u64,
+    /// Actions emitted.
     pub actions: u64,
+    /// Actions emitted, by rule id.
     pub actions_by_rule: BTreeMap<String, u64>,
+    /// Actions emitted by silence timers.
     pub timers_fired: u64,
     /// Actions emitted that the in-order result turned out not to contain
     /// (a late event moved a firing; emitted actions cannot be taken back).
@@ -117,6 +129,7 @@ pub struct Pipeline {
 }
 
 impl Pipeline {
+    /// A pipeline with no account yet, event time not started.
     pub fn new(defs: Arc<SignalSet>, config: PipelineConfig) -> Pipeline {
         Pipeline {
             has_threshold_rule: has_threshold(&defs),
@@ -137,18 +150,22 @@ impl Pipeline {
         }
     }
 
+    /// The signal definitions in use.
     pub fn defs(&self) -> &Arc<SignalSet> {
         &self.defs
     }
 
+    /// The runtime settings.
     pub fn config(&self) -> &PipelineConfig {
         &self.config
     }
 
+    /// Counters of the work done so far.
     pub fn stats(&self) -> &Stats {
         &self.stats
     }
 
+    /// The intent graph of every account seen.
     pub fn graph(&self) -> &IntentGraph {
         &self.graph
     }
@@ -158,6 +175,8 @@ impl Pipeline {
         (self.max_ts != i64::MIN).then_some(Timestamp(self.max_ts))
     }
 
+    /// The newest event time minus the allowed lateness (or the time last
+    /// advanced to); `None` before any event.
     pub fn watermark(&self) -> Option<Timestamp> {
         (self.watermark != i64::MIN).then_some(Timestamp(self.watermark))
     }
@@ -288,64 +307,98 @@ impl Pipeline {
 
     fn apply(&mut self, account: &str, obs: Observation, out: &mut Vec<Action>) -> Outcome {
         let idx = self.graph.get_or_insert(account);
-        let ts = obs.ts.millis();
-        let late = ts < self.watermark;
+        let late = obs.ts.millis() < self.watermark;
         let defs = Arc::clone(&self.defs);
-        let has_threshold_rule = self.has_threshold_rule;
         let entry = self.graph.entry_mut(idx);
         // What the watermark made final goes first, so the log holds only
         // observations a late event may still precede.
         if self.watermark != i64::MIN && entry.pending.compact(self.watermark) {
             entry.core.prune(&defs, self.max_ts);
         }
-        // A late event is logged too while the account has pending
-        // observations: a replay from a checkpoint must re-apply it.
-        let track = self.config.allowed_lateness_ms > 0 && (!late || !entry.pending.is_empty());
-        let trigger = (ts, obs.seq);
         self.new_timers.clear();
-        let mut actions = Vec::new();
         if entry.pending.is_in_order(&obs) || entry.pending.is_empty() {
-            if track {
-                if entry.pending.is_empty() {
-                    self.pending.push(Reverse((ts, idx)));
-                }
-                entry.pending.checkpoint_if_due(&entry.core);
-            }
-            step(
-                &defs,
-                &entry.id,
-                &mut entry.core,
-                &obs,
-                has_threshold_rule,
-                &mut self.firings,
-                &mut self.new_timers,
-                &mut actions,
-            );
-            emit_all(entry, actions, track, trigger, &mut self.stats, out);
-            if track {
-                entry.pending.push(obs);
-                entry
-                    .pending
-                    .enforce_cap(&entry.core, self.config.max_pending_per_account);
-            }
-            self.schedule(idx);
-            return Outcome::Applied {
+            // A late event is logged too while the account has pending
+            // observations: a replay from a checkpoint must re-apply it.
+            let track = self.config.allowed_lateness_ms > 0 && (!late || !entry.pending.is_empty());
+            self.apply_in_order(&defs, idx, obs, track, out);
+            Outcome::Applied {
                 late,
                 reordered: false,
-            };
+            }
+        } else {
+            self.apply_reordered(&defs, idx, obs, out);
+            Outcome::Applied {
+                late,
+                reordered: true,
+            }
         }
-        // Out of order within the lateness: re-apply the account's pending
-        // observations in time order from the last checkpoint before it.
+    }
+
+    /// Applies an observation that comes after every pending one of its
+    /// account; with `track`, logs it (after a checkpoint if one is due) so
+    /// that a later replay can re-apply it.
+    fn apply_in_order(
+        &mut self,
+        defs: &SignalSet,
+        idx: AccountIdx,
+        obs: Observation,
+        track: bool,
+        out: &mut Vec<Action>,
+    ) {
+        let ts = obs.ts.millis();
+        let entry = self.graph.entry_mut(idx);
+        if track {
+            if entry.pending.is_empty() {
+                self.pending.push(Reverse((ts, idx)));
+            }
+            entry.pending.checkpoint_if_due(&entry.core);
+        }
+        let mut actions = Vec::new();
+        step(
+            defs,
+            &entry.id,
+            &mut entry.core,
+            &obs,
+            self.has_threshold_rule,
+            &mut self.firings,
+            &mut self.new_timers,
+            &mut actions,
+        );
+        let trigger = (ts, obs.seq);
+        emit_all(entry, actions, track, trigger, &mut self.stats, out);
+        if track {
+            entry.pending.push(obs);
+            entry
+                .pending
+                .enforce_cap(&entry.core, self.config.max_pending_per_account);
+        }
+        self.schedule(idx);
+    }
+
+    /// Applies an observation that arrived out of order within the lateness:
+    /// re-applies the account's pending observations in time order from the
+    /// last checkpoint before it, and emits what the replay fires that was
+    /// not emitted yet.
+    fn apply_reordered(
+        &mut self,
+        defs: &SignalSet,
+        idx: AccountIdx,
+        obs: Observation,
+        out: &mut Vec<Action>,
+    ) {
+        let has_threshold_rule = self.has_threshold_rule;
+        let entry = self.graph.entry_mut(idx);
         let firings = &mut self.firings;
         let new_timers = &mut self.new_timers;
         let id = entry.id.clone();
+        let mut actions = Vec::new();
         let mut triggers = Vec::new();
         let replay_from = entry
             .pending
             .insert_and_replay(obs, &mut entry.core, |core, pending| {
                 let before = actions.len();
                 step(
-                    &defs,
+                    defs,
                     &id,
                     core,
                     pending,
@@ -381,10 +434,6 @@ impl Pipeline {
         if self.watermark != i64::MIN {
             let watermark = self.watermark;
             self.fire_due_timers(watermark, out);
-        }
-        Outcome::Applied {
-            late,
-            reordered: true,
         }
     }
 

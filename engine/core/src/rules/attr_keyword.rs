@@ -2,7 +2,7 @@
 //! threshold and a phrase of given libraries (e.g. a video past 500,000 views
 //! whose comments ask for the purchase link).
 
-use super::{Context, Firing, Vars};
+use super::firing::{Context, Firing, Vars};
 use crate::extract::matcher::LibraryIdx;
 use crate::signal_defs::RuleIdx;
 

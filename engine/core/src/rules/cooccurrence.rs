@@ -2,7 +2,7 @@
 //! optionally from at least two event kinds (e.g. a demo request on the web
 //! and procurement language in an e-mail).
 
-use super::{push_unique, Context, Firing, Vars};
+use super::firing::{push_unique, Context, Firing, Vars};
 use crate::event::Kind;
 use crate::graph::AccountCore;
 use crate::signal_defs::{RuleIdx, SignalIdx};

@@ -1,7 +1,7 @@
 //! Count rules: at least N occurrences of a signal within a window, counted
 //! when the observation is itself an occurrence.
 
-use super::{push_unique, Context, Firing, Vars};
+use super::firing::{push_unique, Context, Firing, Vars};
 use crate::graph::AccountCore;
 use crate::signal_defs::{RuleIdx, SignalIdx};
 

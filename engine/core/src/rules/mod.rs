@@ -10,71 +10,16 @@
 mod attr_keyword;
 mod cooccurrence;
 mod count;
+mod firing;
 mod role_change;
 mod silence;
 mod threshold;
 
-use std::sync::Arc;
+use crate::graph::AccountCore;
+use crate::signal_defs::{RuleDef, RuleIdx, RuleKind};
 
-use crate::extract::Observation;
-use crate::graph::{AccountCore, ContactChange};
-use crate::signal_defs::{RuleDef, RuleIdx, RuleKind, SignalSet};
-
+pub use firing::{Context, Firing, Vars};
 pub use silence::{fire_silence, SilenceTimer};
-
-/// Values a rule's templates can refer to.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Vars {
-    pub count: Option<u32>,
-    pub within_ms: Option<i64>,
-    pub silence_ms: Option<i64>,
-    pub attr: Option<String>,
-    pub value: Option<f64>,
-    pub old_title: Option<Arc<str>>,
-    pub new_title: Option<Arc<str>>,
-}
-
-/// A rule that fired, before it is rendered into an action.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Firing {
-    pub rule: RuleIdx,
-    /// Identifies the firing window; with rule and account it makes the
-    /// action id, so a re-evaluation yields the same id.
-    pub window_key: String,
-    pub event_ts: i64,
-    pub trigger_event: Option<Arc<str>>,
-    pub contact: Option<Arc<str>>,
-    pub evidence_events: Vec<Arc<str>>,
-    pub signals: Vec<Arc<str>>,
-    pub keywords: Vec<Arc<str>>,
-    pub vars: Vars,
-}
-
-impl Firing {
-    fn new(rule: RuleIdx, obs: &Observation, window_key: String) -> Firing {
-        Firing {
-            rule,
-            window_key,
-            event_ts: obs.ts.millis(),
-            trigger_event: Some(obs.id.clone()),
-            contact: obs.contact.as_ref().map(|c| c.key.clone()),
-            evidence_events: Vec::new(),
-            signals: Vec::new(),
-            keywords: Vec::new(),
-            vars: Vars::default(),
-        }
-    }
-}
-
-/// What rule evaluation needs besides the account state.
-pub struct Context<'a> {
-    pub defs: &'a SignalSet,
-    pub obs: &'a Observation,
-    pub change: Option<&'a ContactChange>,
-    /// Score at the observation's time without and with it.
-    pub score_before: f64,
-    pub score_after: f64,
-}
 
 /// Evaluates every rule for one observation just folded into `core`.
 /// Firings go to `out`; new silence timers to `timers`.
@@ -129,44 +74,4 @@ fn cooled_down(rule: &RuleDef, core: &mut AccountCore, idx: RuleIdx, ts: i64) ->
     }
     state.last_fired = Some(state.last_fired.map_or(ts, |last| last.max(ts)));
     true
-}
-
-/// Evidence of the most contributing signals: their ids, latest events and
-/// keywords.
-fn top_evidence(cx: &Context<'_>, core: &AccountCore, firing: &mut Firing, n_signals: usize) {
-    let now = cx.obs.ts.millis();
-    let mut ranked: Vec<(f64, usize)> = core
-        .signals
-        .iter()
-        .enumerate()
-        .map(|(i, s)| {
-            let def = &cx.defs.signals[s.signal as usize];
-            (
-                crate::score::contribution(def, s.value.value_at(now, def.half_life_ms)),
-                i,
-            )
-        })
-        .filter(|(c, _)| *c > 0.0)
-        .collect();
-    ranked.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)));
-    for (_, i) in ranked.into_iter().take(n_signals) {
-        let state = &core.signals[i];
-        firing
-            .signals
-            .push(cx.defs.signals[state.signal as usize].id.clone());
-        for (id, _) in state.evidence.iter().rev().take(3) {
-            push_unique(&mut firing.evidence_events, id.clone());
-        }
-        for keyword in state.keywords() {
-            if !firing.keywords.contains(keyword) {
-                firing.keywords.push(keyword.clone());
-            }
-        }
-    }
-}
-
-fn push_unique(list: &mut Vec<Arc<str>>, id: Arc<str>) {
-    if !list.contains(&id) {
-        list.push(id);
-    }
 }

@@ -2,7 +2,7 @@
 //! (or a contact takes a decision role), which puts a deal at risk or opens
 //! a door.
 
-use super::{Context, Firing, Vars};
+use super::firing::{Context, Firing, Vars};
 use crate::signal_defs::RuleIdx;
 
 pub(super) fn evaluate(cx: &Context<'_>, rule: RuleIdx) -> Option<Firing> {

@@ -6,7 +6,7 @@
 //! pipeline fires due timers when the event-time watermark passes them (the
 //! core never reads a wall clock).
 
-use super::{Context, Firing, Vars};
+use super::firing::{Context, Firing, Vars};
 use crate::event::CrmType;
 use crate::graph::{AccountCore, SilenceState};
 use crate::signal_defs::{RuleIdx, SignalSet};
@@ -14,7 +14,9 @@ use crate::signal_defs::{RuleIdx, SignalSet};
 /// A timer to schedule: fire `rule` for the account at `deadline`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct SilenceTimer {
+    /// The silence rule, as an index into the definitions' rules.
     pub rule: RuleIdx,
+    /// When it fires if the silence holds, in event time (Unix ms).
     pub deadline: i64,
 }
 

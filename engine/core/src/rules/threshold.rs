@@ -1,6 +1,6 @@
 //! Threshold rules: the score crosses a value upward with this observation.
 
-use super::{top_evidence, Context, Firing};
+use super::firing::{top_evidence, Context, Firing};
 use crate::graph::AccountCore;
 use crate::signal_defs::RuleIdx;
 

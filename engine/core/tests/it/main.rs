@@ -6,6 +6,7 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod analyzer;
+mod caps;
 mod properties;
 mod schema;
 mod signal_defs;
