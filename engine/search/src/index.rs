@@ -39,8 +39,16 @@ const FRAGMENT_CHARS: usize = 240;
 pub enum SearchError {
     #[error("index: {0}")]
     Index(#[from] tantivy::TantivyError),
-    #[error("{0}")]
-    Io(String),
+    /// A file or directory of the index could not be read or written.
+    #[error("{}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The record of the analyzer beside the index is not one.
+    #[error("{}: {message}", path.display())]
+    BadMeta { path: PathBuf, message: String },
     #[error("{path}: not an evidence index (no {META_FILE}) and not empty; refusing to use it")]
     NotAnIndex { path: PathBuf },
     #[error("{path}: built with analyzer {built}, but the definitions now use {now}; rebuild the index (intent index)")]
@@ -148,7 +156,10 @@ impl EvidenceIndex {
     /// holds an evidence index. A non-empty directory that is not one is
     /// refused.
     pub fn create(path: &Path, analyzer: &Analyzer) -> Result<EvidenceIndex, SearchError> {
-        let io = |e: std::io::Error| SearchError::Io(format!("{}: {e}", path.display()));
+        let io = |source: std::io::Error| SearchError::Io {
+            path: path.to_path_buf(),
+            source,
+        };
         if path.exists() {
             let non_empty = std::fs::read_dir(path).map_err(io)?.next().is_some();
             if non_empty && !path.join(META_FILE).exists() {
@@ -177,8 +188,10 @@ impl EvidenceIndex {
         let text = std::fs::read(&meta_path).map_err(|_| SearchError::NotAnIndex {
             path: path.to_path_buf(),
         })?;
-        let meta: Meta = serde_json::from_slice(&text)
-            .map_err(|e| SearchError::Io(format!("{}: {e}", meta_path.display())))?;
+        let meta: Meta = serde_json::from_slice(&text).map_err(|e| SearchError::BadMeta {
+            path: meta_path.clone(),
+            message: e.to_string(),
+        })?;
         if let Some(expected) = expected {
             let now = Meta::of(expected);
             if now != meta {
@@ -190,11 +203,10 @@ impl EvidenceIndex {
             }
         }
         let analyzer = Analyzer::new(&meta.language, meta.prefix_fold).ok_or_else(|| {
-            SearchError::Io(format!(
-                "{}: unknown language '{}'",
-                meta_path.display(),
-                meta.language
-            ))
+            SearchError::BadMeta {
+                path: meta_path.clone(),
+                message: format!("unknown language '{}'", meta.language),
+            }
         })?;
         let index = Index::open_in_dir(path)?;
         let (_, fields) = schema();
