@@ -8,12 +8,14 @@
 //!   calibration);
 //! - [`tune`]: fits signal weights on that history; [`rewrite`] writes them
 //!   into a copy of the definitions, keeping comments;
+//! - [`metrics`]: ROC AUC, precision at the top, calibration;
 //! - [`datasets`]: converters from public labeled data to events and outcomes;
 //! - [`report`]: one self-contained HTML page of charts;
 //! - [`synth`]: deterministic synthetic event streams for tests and load.
 
 pub mod backtest;
 pub mod datasets;
+pub mod metrics;
 pub mod report;
 pub mod rewrite;
 pub mod synth;

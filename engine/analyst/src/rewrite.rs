@@ -8,6 +8,49 @@ use std::path::{Path, PathBuf};
 
 use intent_files::signal_defs::collect_toml;
 
+/// Why the weights were not written.
+#[derive(Debug, thiserror::Error)]
+pub enum RewriteError {
+    /// The output is the input.
+    #[error("refusing to overwrite the input {}", .0.display())]
+    WouldOverwrite(PathBuf),
+    /// The output directory already holds files.
+    #[error("{} exists and is not empty", .0.display())]
+    NotEmpty(PathBuf),
+    /// Copying the definitions failed.
+    #[error("copying {} to {}", from.display(), to.display())]
+    Copy {
+        from: PathBuf,
+        to: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A file could not be read, listed or written.
+    #[error("{}", path.display())]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A definitions file is not TOML.
+    #[error("{}", path.display())]
+    Toml {
+        path: PathBuf,
+        #[source]
+        source: toml_edit::TomlError,
+    },
+    /// Weights were given for signals the definitions do not have.
+    #[error("no [[signal]] with id {ids:?} in {}", from.display())]
+    UnknownSignals { ids: Vec<String>, from: PathBuf },
+}
+
+fn io_at(path: &Path) -> impl FnOnce(std::io::Error) -> RewriteError + '_ {
+    move |source| RewriteError::Io {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 /// One changed line.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Change {
@@ -24,34 +67,30 @@ pub fn write_weights(
     from: &Path,
     to: &Path,
     weights: &BTreeMap<String, f64>,
-) -> Result<Vec<Change>, String> {
+) -> Result<Vec<Change>, RewriteError> {
     if from.canonicalize().ok() == to.canonicalize().ok() && to.exists() {
-        return Err(format!(
-            "refusing to overwrite the input {}",
-            from.display()
-        ));
+        return Err(RewriteError::WouldOverwrite(from.to_path_buf()));
     }
-    if to.exists()
-        && std::fs::read_dir(to)
-            .map_err(|e| e.to_string())?
-            .next()
-            .is_some()
-    {
-        return Err(format!("{} exists and is not empty", to.display()));
+    if to.exists() && std::fs::read_dir(to).map_err(io_at(to))?.next().is_some() {
+        return Err(RewriteError::NotEmpty(to.to_path_buf()));
     }
-    copy_tree(from, to)
-        .map_err(|e| format!("copying {} to {}: {e}", from.display(), to.display()))?;
+    copy_tree(from, to).map_err(|source| RewriteError::Copy {
+        from: from.to_path_buf(),
+        to: to.to_path_buf(),
+        source,
+    })?;
     let mut paths = Vec::new();
-    collect_toml(to, &mut paths).map_err(|e| e.to_string())?;
+    collect_toml(to, &mut paths).map_err(io_at(to))?;
     paths.sort();
     let mut found = std::collections::BTreeSet::new();
     let mut changes = Vec::new();
     for path in paths {
-        let text =
-            std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
-        let mut doc: toml_edit::DocumentMut = text
-            .parse()
-            .map_err(|e| format!("{}: {e}", path.display()))?;
+        let text = std::fs::read_to_string(&path).map_err(io_at(&path))?;
+        let mut doc: toml_edit::DocumentMut =
+            text.parse().map_err(|source| RewriteError::Toml {
+                path: path.clone(),
+                source,
+            })?;
         let mut touched = false;
         if let Some(signals) = doc
             .get_mut("signal")
@@ -83,15 +122,19 @@ pub fn write_weights(
             let new_text = doc.to_string();
             let relative = path.strip_prefix(to).unwrap_or(&path).to_path_buf();
             changes.extend(diff_lines(&relative, &text, &new_text));
-            std::fs::write(&path, new_text).map_err(|e| format!("{}: {e}", path.display()))?;
+            std::fs::write(&path, new_text).map_err(io_at(&path))?;
         }
     }
-    let missing: Vec<&String> = weights.keys().filter(|id| !found.contains(*id)).collect();
+    let missing: Vec<String> = weights
+        .keys()
+        .filter(|id| !found.contains(*id))
+        .cloned()
+        .collect();
     if !missing.is_empty() {
-        return Err(format!(
-            "no [[signal]] with id {missing:?} in {}",
-            from.display()
-        ));
+        return Err(RewriteError::UnknownSignals {
+            ids: missing,
+            from: from.to_path_buf(),
+        });
     }
     Ok(changes)
 }
@@ -167,10 +210,16 @@ mod tests {
         let budget = set.signal_idx("budget_confirmed").unwrap();
         assert_eq!(set.signals[budget as usize].weight, 12.5);
         // Never over the input, nor into a directory with files.
-        assert!(write_weights(&shipped, &shipped, &weights).is_err());
-        assert!(write_weights(&shipped, &target, &weights).is_err());
+        assert!(matches!(
+            write_weights(&shipped, &shipped, &weights),
+            Err(RewriteError::WouldOverwrite(_))
+        ));
+        assert!(matches!(
+            write_weights(&shipped, &target, &weights),
+            Err(RewriteError::NotEmpty(_))
+        ));
         let unknown = BTreeMap::from([("no_such_signal".to_string(), 1.0)]);
         let err = write_weights(&shipped, &out.path().join("x"), &unknown).unwrap_err();
-        assert!(err.contains("no_such_signal"), "{err}");
+        assert!(err.to_string().contains("no_such_signal"), "{err}");
     }
 }

@@ -11,6 +11,31 @@ use serde_json::{json, Value};
 
 use intent_core::time::Timestamp;
 
+/// A corpus file that could not be read.
+#[derive(Debug, thiserror::Error)]
+#[error("cannot read corpus file {}", path.display())]
+pub struct CorpusError {
+    /// The file.
+    pub path: std::path::PathBuf,
+    /// Why.
+    #[source]
+    pub source: std::io::Error,
+}
+
+/// A `--mix` that is not `kind=share,...`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MixError {
+    /// A part without `=`.
+    #[error("'{0}' is not kind=share")]
+    NotKindShare(String),
+    /// A share that is not a whole number.
+    #[error("bad share in '{0}'")]
+    BadShare(String),
+    /// A kind other than web, email, transcript.
+    #[error("unknown kind '{0}' (web, email, transcript)")]
+    UnknownKind(String),
+}
+
 /// Real text to draw from.
 #[derive(Debug, Clone, Default)]
 pub struct Corpus {
@@ -51,11 +76,10 @@ impl Corpus {
 
     /// Reads the corpus files from a directory (`email-en.jsonl`,
     /// `ami-utterances.txt`, `zh-reviews.txt`, as in `fixtures/corpus/`).
-    pub fn from_dir(dir: &std::path::Path) -> Result<Corpus, String> {
+    pub fn from_dir(dir: &std::path::Path) -> Result<Corpus, CorpusError> {
         let read = |name: &str| {
             let path = dir.join(name);
-            std::fs::read_to_string(&path)
-                .map_err(|e| format!("cannot read corpus file {}: {e}", path.display()))
+            std::fs::read_to_string(&path).map_err(|source| CorpusError { path, source })
         };
         Ok(Corpus::from_texts(
             &read("email-en.jsonl")?,
@@ -79,21 +103,21 @@ impl Corpus {
 
 /// Parses a mix of kinds, `web=80,email=15,transcript=5`, into shares of
 /// web, e-mail and transcript events (unnamed kinds get 0).
-pub fn parse_mix(text: &str) -> Result<[u32; 3], String> {
+pub fn parse_mix(text: &str) -> Result<[u32; 3], MixError> {
     let mut mix = [0u32; 3];
     for part in text.split(',') {
         let (kind, share) = part
             .split_once('=')
-            .ok_or_else(|| format!("'{part}' is not kind=share"))?;
+            .ok_or_else(|| MixError::NotKindShare(part.to_string()))?;
         let share: u32 = share
             .trim()
             .parse()
-            .map_err(|_| format!("bad share in '{part}'"))?;
+            .map_err(|_| MixError::BadShare(part.to_string()))?;
         match kind.trim() {
             "web" => mix[0] = share,
             "email" => mix[1] = share,
             "transcript" => mix[2] = share,
-            other => return Err(format!("unknown kind '{other}' (web, email, transcript)")),
+            other => return Err(MixError::UnknownKind(other.to_string())),
         }
     }
     Ok(mix)
@@ -260,9 +284,16 @@ mod tests {
     fn mixes_parse_and_bad_ones_say_why() {
         assert_eq!(parse_mix("web=80,email=15,transcript=5"), Ok([80, 15, 5]));
         assert_eq!(parse_mix("email=1"), Ok([0, 1, 0]));
-        assert!(parse_mix("fax=3").unwrap_err().contains("fax"));
-        assert!(parse_mix("web").unwrap_err().contains("kind=share"));
-        assert!(parse_mix("web=x").unwrap_err().contains("bad share"));
+        assert_eq!(parse_mix("fax=3"), Err(MixError::UnknownKind("fax".into())));
+        assert!(parse_mix("fax=3").unwrap_err().to_string().contains("fax"));
+        assert!(parse_mix("web")
+            .unwrap_err()
+            .to_string()
+            .contains("kind=share"));
+        assert!(parse_mix("web=x")
+            .unwrap_err()
+            .to_string()
+            .contains("bad share"));
     }
 
     #[test]

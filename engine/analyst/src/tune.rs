@@ -12,7 +12,7 @@ use std::hash::{Hash, Hasher};
 
 use serde::Serialize;
 
-use crate::backtest::roc_auc;
+use crate::metrics::roc_auc;
 
 /// One account's training example.
 #[derive(Debug, Clone)]

@@ -98,18 +98,18 @@ pub struct Converted {
 }
 
 /// One row, parsed.
-struct Row<'a> {
-    fields: Vec<&'a str>,
+struct Row {
+    fields: csv::StringRecord,
     line: usize,
 }
 
-impl<'a> Row<'a> {
-    fn get(&self, column: &str) -> &'a str {
+impl Row {
+    fn get(&self, column: &str) -> &str {
         let index = COLUMNS
             .iter()
             .position(|c| *c == column)
             .expect("known column");
-        self.fields[index]
+        &self.fields[index]
     }
 
     fn number(&self, column: &str) -> Result<f64, RowError> {
@@ -147,38 +147,35 @@ impl<'a> Row<'a> {
 }
 
 /// Converts the text of `bank-additional.csv` (`;`-separated, quoted
-/// strings, a header line). Every bad row is reported; nothing is converted
-/// when any is bad.
+/// strings, a header line), read with the `csv` crate, so a quoted field may
+/// hold the separator. Every bad row is reported; nothing is converted when
+/// any is bad.
 pub fn convert(csv: &str) -> Result<Converted, Vec<RowError>> {
-    let mut lines = csv.lines().enumerate();
-    let header: Vec<&str> = match lines.next() {
-        Some((_, header)) => split(header),
-        None => {
-            return Err(vec![RowError {
-                line: 1,
-                message: "empty file".into(),
-            }])
-        }
-    };
-    if header != COLUMNS {
-        return Err(vec![RowError {
-            line: 1,
-            message: format!("header is not the columns of bank-additional.csv: {COLUMNS:?}"),
-        }]);
-    }
+    let mut reader = csv::ReaderBuilder::new()
+        .delimiter(b';')
+        .has_headers(false)
+        .flexible(true)
+        .trim(csv::Trim::All)
+        .from_reader(csv.as_bytes());
+    let mut records = reader.records();
+    check_header(records.next())?;
     let mut out = Converted::default();
     let mut timed: Vec<(i64, usize, Value)> = Vec::new();
     let mut errors = Vec::new();
     let mut n = 0usize;
-    for (i, line) in lines {
-        if line.trim().is_empty() {
-            continue;
-        }
-        n += 1;
-        let row = Row {
-            fields: split(line),
-            line: i + 1,
+    for record in records {
+        let row = match record {
+            Ok(fields) if fields.iter().all(str::is_empty) => continue,
+            Ok(fields) => Row {
+                line: line_of(&fields),
+                fields,
+            },
+            Err(e) => {
+                errors.push(csv_error(&e));
+                continue;
+            }
         };
+        n += 1;
         if row.fields.len() != COLUMNS.len() {
             errors.push(row.error(format!(
                 "{} fields, expected {}",
@@ -208,10 +205,41 @@ pub fn convert(csv: &str) -> Result<Converted, Vec<RowError>> {
     Ok(out)
 }
 
-fn split(line: &str) -> Vec<&str> {
-    line.split(';')
-        .map(|f| f.trim().trim_matches('"'))
-        .collect()
+/// The first record must be the data set's header.
+fn check_header(first: Option<Result<csv::StringRecord, csv::Error>>) -> Result<(), Vec<RowError>> {
+    let header = match first {
+        None => {
+            return Err(vec![RowError {
+                line: 1,
+                message: "empty file".into(),
+            }])
+        }
+        Some(Err(e)) => return Err(vec![csv_error(&e)]),
+        Some(Ok(header)) => header,
+    };
+    if header.iter().ne(COLUMNS.iter().copied()) {
+        return Err(vec![RowError {
+            line: 1,
+            message: format!("header is not the columns of bank-additional.csv: {COLUMNS:?}"),
+        }]);
+    }
+    Ok(())
+}
+
+/// The line a record starts on (1-based).
+fn line_of(record: &csv::StringRecord) -> usize {
+    record.position().map_or(0, |p| p.line() as usize)
+}
+
+/// A CSV syntax or encoding error, with its line.
+fn csv_error(error: &csv::Error) -> RowError {
+    RowError {
+        line: error.position().map_or(0, |p| p.line() as usize),
+        message: match error.kind() {
+            csv::ErrorKind::Utf8 { .. } => "not UTF-8".into(),
+            _ => error.to_string(),
+        },
+    }
 }
 
 struct Client {
@@ -220,7 +248,7 @@ struct Client {
     subscribed: bool,
 }
 
-fn client(row: &Row<'_>, n: usize) -> Result<Client, RowError> {
+fn client(row: &Row, n: usize) -> Result<Client, RowError> {
     let account = format!("bank-{n:04}");
     let final_call = final_call_ms(row, n)?;
     let campaign = row.count("campaign")?.max(1);
@@ -388,7 +416,7 @@ fn education_level(education: &str) -> Option<u8> {
 
 /// The final call: the first `day_of_week` of `month` in the nominal year,
 /// moved on by `n mod 4` weeks, at 09:00 + `n mod 8` hours UTC.
-fn final_call_ms(row: &Row<'_>, n: usize) -> Result<i64, RowError> {
+fn final_call_ms(row: &Row, n: usize) -> Result<i64, RowError> {
     const MONTHS: [&str; 12] = [
         "jan", "feb", "mar", "apr", "may", "jun", "jul", "aug", "sep", "oct", "nov", "dec",
     ];
@@ -481,6 +509,19 @@ mod tests {
             intent_core::ingest::decode(text.as_bytes())
                 .unwrap_or_else(|err| panic!("{text}: {err}"));
         }
+    }
+
+    #[test]
+    fn a_quoted_field_may_hold_the_separator_and_crlf_ends_lines() {
+        let row = "30;\"admin.;it\";\"single\";\"university.degree\";\"no\";\"no\";\"no\";\"telephone\";\"may\";\"mon\";100;1;999;0;\"nonexistent\";1.1;93.994;-36.4;4.857;5191;\"no\"";
+        let csv = format!("{HEADER}\r\n{row}\r\n\r\n{row}\r\n");
+        let out = convert(&csv).unwrap();
+        assert_eq!(
+            (out.subscribed, out.declined),
+            (0, 2),
+            "the blank line is skipped"
+        );
+        assert_eq!(out.events[0]["contact"]["title"], json!("admin.;it"));
     }
 
     #[test]

@@ -5,14 +5,21 @@ use plotters::coord::ranged1d::Ranged;
 use plotters::prelude::*;
 
 use super::{FiringBins, Trajectory, TuneView};
-use crate::backtest::CalibrationBin;
+use crate::metrics::CalibrationBin;
 use intent_core::time::Timestamp;
 
 /// A chart that could not be drawn: the page shows this instead.
-pub type ChartResult = Result<String, String>;
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("drawing failed: {0}")]
+pub struct ChartError(String);
 
-fn err<E: std::fmt::Debug>(e: E) -> String {
-    format!("drawing failed: {e:?}")
+/// An SVG chart, or why it could not be drawn.
+pub type ChartResult = Result<String, ChartError>;
+
+/// plotters' errors are generic over the backend and hold no source worth
+/// keeping past the page: their text is what the page shows.
+fn err<E: std::fmt::Debug>(e: E) -> ChartError {
+    ChartError(format!("{e:?}"))
 }
 
 fn date(ms: i64) -> String {
@@ -41,7 +48,7 @@ type Chart<'a, X, Y> = ChartContext<'a, SVGBackend<'a>, Cartesian2d<X, Y>>;
 fn legend<X: Ranged, Y: Ranged>(
     chart: &mut Chart<'_, X, Y>,
     position: SeriesLabelPosition,
-) -> Result<(), String> {
+) -> Result<(), ChartError> {
     chart
         .configure_series_labels()
         .background_style(WHITE.mix(0.85))
@@ -56,7 +63,7 @@ fn legend_box<X: Ranged<ValueType = f64>, Y: Ranged<ValueType = f64>>(
     chart: &mut Chart<'_, X, Y>,
     label: &str,
     style: ShapeStyle,
-) -> Result<(), String> {
+) -> Result<(), ChartError> {
     chart
         .draw_series(std::iter::empty::<Rectangle<(f64, f64)>>())
         .map_err(err)?

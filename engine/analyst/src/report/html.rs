@@ -48,7 +48,7 @@ fn chart(out: &mut String, svg: charts::ChartResult) {
             out.push_str("</div>\n");
         }
         Err(e) => {
-            let _ = writeln!(out, "<p class=\"error\">{}</p>", escape(&e));
+            let _ = writeln!(out, "<p class=\"error\">{}</p>", escape(&e.to_string()));
         }
     }
 }

@@ -295,14 +295,14 @@ pub fn collect<'r>(
                     (s, e.won)
                 })
                 .collect();
-            backtest::roc_curve(&scored)
+            crate::metrics::roc_curve(&scored)
         };
         let view = TuneView {
             roc_current: roc_of(&fit.current),
             roc_learned: roc_of(&fit.learned),
             fit,
         };
-        (Some(report), backtest::roc_curve(&ranked), Some(view))
+        (Some(report), crate::metrics::roc_curve(&ranked), Some(view))
     } else {
         (None, Vec::new(), None)
     };
