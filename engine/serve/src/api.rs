@@ -1,11 +1,11 @@
 //! The request/reply API: a NATS micro service named `intent` whose
 //! endpoints live under `<prefix>.api.` (`$SRV.PING`, `$SRV.INFO` and
 //! `$SRV.STATS` come with the protocol). Each endpoint is a task; requests
-//! are JSON, replies are JSON, errors are service errors with a code.
+//! are JSON, replies are JSON, errors are service errors with a code
+//! ([`ApiError`]). Starting the service fails with a [`StartError`].
 
 use std::sync::Arc;
 
-use anyhow::Result;
 use async_nats::service::{self, ServiceExt};
 use bytes::Bytes;
 use futures_util::StreamExt;
@@ -13,29 +13,24 @@ use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::reload::reload_from_dir;
+use super::reply::parse;
+pub use super::reply::ApiError;
 use super::state::Shared;
 
-/// An API failure: becomes a NATS service error.
-#[derive(Debug)]
-pub struct ApiError {
-    pub code: usize,
-    pub message: String,
-}
-
-impl ApiError {
-    fn bad_request(message: impl Into<String>) -> ApiError {
-        ApiError {
-            code: 400,
-            message: message.into(),
-        }
-    }
-
-    fn not_found(account: &str) -> ApiError {
-        ApiError {
-            code: 404,
-            message: format!("no events for account '{account}'"),
-        }
-    }
+/// Why the micro service could not be started.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// The service itself was refused (e.g. the connection is gone).
+    #[error("cannot start the API service")]
+    Service(#[source] async_nats::Error),
+    /// One endpoint could not be added.
+    #[error("cannot add endpoint {name}")]
+    Endpoint {
+        /// The endpoint's name (one of [`ENDPOINTS`]).
+        name: &'static str,
+        #[source]
+        source: async_nats::Error,
+    },
 }
 
 /// The endpoints, by name.
@@ -79,16 +74,6 @@ struct TopRequest {
 
 fn default_n() -> usize {
     10
-}
-
-fn parse<'a, T: Deserialize<'a>>(payload: &'a [u8], shape: &str) -> Result<T, ApiError> {
-    let payload = if payload.iter().all(u8::is_ascii_whitespace) {
-        b"{}".as_slice()
-    } else {
-        payload
-    };
-    serde_json::from_slice(payload)
-        .map_err(|e| ApiError::bad_request(format!("request must be JSON {shape}: {e}")))
 }
 
 /// Answers one request (pure apart from `reload`, which reads the directory).
@@ -161,28 +146,13 @@ pub fn handle(shared: &Shared, endpoint: &str, payload: &[u8]) -> Result<Value, 
             }),
         },
         "stats" => Ok(shared.stats_json()),
-        "search" => {
-            let Some(evidence) = &shared.evidence else {
-                return Err(ApiError {
-                    code: 501,
-                    message: "search is off: start intent serve with --index DIR".into(),
-                });
-            };
-            let request: intent_search::SearchRequest = parse(
-                payload,
-                r#"{"query": "...", "account"?, "kind"?, "since"?, "snippets"?, "limit"?}"#,
-            )?;
-            match evidence.index.search(&request) {
-                Ok(results) => Ok(serde_json::to_value(results).expect("results serialise")),
-                Err(intent_search::SearchError::Query(message)) => {
-                    Err(ApiError::bad_request(message))
-                }
-                Err(err) => Err(ApiError {
-                    code: 500,
-                    message: err.to_string(),
-                }),
-            }
-        }
+        "search" => match &shared.evidence {
+            Some(evidence) => evidence.search(payload),
+            None => Err(ApiError {
+                code: 501,
+                message: "search is off: start intent serve with --index DIR".into(),
+            }),
+        },
         other => Err(ApiError::bad_request(format!("unknown endpoint '{other}'"))),
     }
 }
@@ -201,7 +171,10 @@ pub fn one_line(message: &str) -> String {
 }
 
 /// Starts the micro service and one task per endpoint.
-pub async fn start(client: &async_nats::Client, shared: Arc<Shared>) -> Result<service::Service> {
+pub async fn start(
+    client: &async_nats::Client,
+    shared: Arc<Shared>,
+) -> Result<service::Service, StartError> {
     let service = client
         .service_builder()
         .description(
@@ -209,13 +182,13 @@ pub async fn start(client: &async_nats::Client, shared: Arc<Shared>) -> Result<s
         )
         .start("intent", env!("CARGO_PKG_VERSION"))
         .await
-        .map_err(|e| anyhow::anyhow!("cannot start the API service: {e}"))?;
+        .map_err(StartError::Service)?;
     let group = service.group(shared.subjects.api());
     for &(name, _) in ENDPOINTS {
         let mut endpoint = group
             .endpoint(name)
             .await
-            .map_err(|e| anyhow::anyhow!("cannot add endpoint {name}: {e}"))?;
+            .map_err(|source| StartError::Endpoint { name, source })?;
         let shared = Arc::clone(&shared);
         tokio::spawn(async move {
             while let Some(request) = endpoint.next().await {

@@ -14,22 +14,78 @@ use std::time::{Duration, Instant};
 use intent_core::event::Event;
 use intent_core::extract::{Analyzer, Observation};
 use intent_core::signal_defs::SignalSet;
-use intent_search::{EvidenceBuilder, EvidenceDoc, EvidenceIndex, EvidenceWriter};
+use intent_search::{
+    EvidenceBuilder, EvidenceDoc, EvidenceIndex, EvidenceWriter, SearchError, SearchRequest,
+};
+use serde_json::Value;
+
+use super::config::{Mode, ServeConfig};
+use super::reply::{parse, ApiError};
+
+/// Why the index could not be opened for serving.
+pub type OpenError = SearchError;
 
 /// Documents the loop may be ahead of the writer thread.
 const QUEUE: usize = 65_536;
 
+/// The index of a serving engine and its writer thread.
 pub struct Evidence {
     builder: Mutex<(EvidenceBuilder, Vec<EvidenceDoc>)>,
     queue: Mutex<Option<SyncSender<EvidenceDoc>>>,
     writer: Mutex<Option<JoinHandle<()>>>,
-    pub index: Arc<EvidenceIndex>,
+    index: Arc<EvidenceIndex>,
     /// The analyzer the index was built with: definitions with another one
     /// are refused while the index is on.
-    pub analyzer: Analyzer,
+    analyzer: Analyzer,
 }
 
 impl Evidence {
+    /// Opens the index at `path` for serving: re-created in JetStream mode
+    /// (the rebuild from the stream fills it), kept in core mode.
+    pub fn open(
+        config: &ServeConfig,
+        path: &std::path::Path,
+        defs: &SignalSet,
+    ) -> Result<Evidence, OpenError> {
+        let index = match config.mode {
+            Mode::Core if path.join("intent-index.json").exists() => {
+                EvidenceIndex::open(path, Some(&defs.analyzer))?
+            }
+            _ => EvidenceIndex::create(path, &defs.analyzer)?,
+        };
+        // One indexing thread: the machine's cores belong to the engine.
+        let writer = index.writer(1, 32 << 20)?;
+        tracing::info!(path = %path.display(), "evidence index open; search is on");
+        Ok(Evidence::start(
+            index,
+            writer,
+            EvidenceBuilder::new(&config.talk_track_signal),
+            defs.analyzer.clone(),
+            config.index_commit,
+        ))
+    }
+
+    /// The analyzer the index was built with.
+    pub fn analyzer(&self) -> &Analyzer {
+        &self.analyzer
+    }
+
+    /// Answers a `search` request (JSON [`SearchRequest`]).
+    pub fn search(&self, payload: &[u8]) -> Result<Value, ApiError> {
+        let request: SearchRequest = parse(
+            payload,
+            r#"{"query": "...", "account"?, "kind"?, "since"?, "snippets"?, "limit"?}"#,
+        )?;
+        match self.index.search(&request) {
+            Ok(results) => Ok(serde_json::to_value(results).expect("results serialise")),
+            Err(SearchError::Query(message)) => Err(ApiError::bad_request(message)),
+            Err(err) => Err(ApiError {
+                code: 500,
+                message: err.to_string(),
+            }),
+        }
+    }
+
     /// Starts the writer thread.
     pub fn start(
         index: EvidenceIndex,

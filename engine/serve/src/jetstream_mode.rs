@@ -15,13 +15,16 @@
 //! Events are applied in stream order: a delivery that skips sequences (lost
 //! in transit when the server restarted; redelivered only after the ack
 //! timeout) first takes the missing ones from the stream.
+//!
+//! What stops the engine is a [`ServeError`]: the setup failing, the event
+//! stream or the marker unreadable, the consumer deleted. A message that is
+//! not stored is retried, never an error.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result};
 use async_nats::jetstream::{self, consumer, stream, AckKind};
 use async_nats::HeaderMap;
 use bytes::Bytes;
@@ -29,10 +32,13 @@ use futures_util::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
+use super::backoff::{backoff, next_delay};
+use super::clock::{clock_payload, wall_now_ms, IdleClock};
 use super::config::ServeConfig;
-use super::setup::{consumer_plan, ensure_consumer, ensure_stream, StreamPlan};
+use super::error::ServeError;
+use super::headers::{dead_letter_headers, header_value};
+use super::setup::{consumer_plan, ensure_consumer, ensure_stream, SetupError, StreamPlan};
 use super::state::{BatchOutput, Disposition, Inbound, Shared};
-use super::{clock_payload, dead_letter_headers, header_value, IdleClock};
 
 /// The applied-sequence marker (see the module docs).
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
@@ -64,6 +70,10 @@ impl Progress {
 /// Most publishes awaiting their acknowledgement at once (the JetStream
 /// context blocks beyond its own limit of 5,000).
 const PUBLISH_WINDOW: usize = 512;
+/// Retries of a store that failed wait from this long, doubling (with
+/// jitter) up to the next.
+const STORE_RETRY_MIN: Duration = Duration::from_millis(50);
+const STORE_RETRY_MAX: Duration = Duration::from_secs(2);
 
 /// A message to store in a stream, with the id it is de-duplicated on.
 struct Outgoing {
@@ -110,6 +120,23 @@ async fn poll_consumer(
     }
 }
 
+/// A failed pull, sorted: the consumer deleted stops the engine (it cannot
+/// go on without it, nor recreate it behind the server's back); anything
+/// else (a missed heartbeat, a server restarting) comes back to be logged
+/// while the pull stream retries.
+fn fatal_if_deleted(
+    consumer: &str,
+    err: consumer::pull::MessagesError,
+) -> Result<consumer::pull::MessagesError, ServeError> {
+    if err.kind() == consumer::pull::MessagesErrorKind::ConsumerDeleted {
+        return Err(ServeError::ConsumerDeleted {
+            consumer: consumer.to_string(),
+            source: err,
+        });
+    }
+    Ok(err)
+}
+
 /// Aborts a task when dropped.
 struct AbortOnDrop(tokio::task::JoinHandle<()>);
 
@@ -121,6 +148,8 @@ impl Drop for AbortOnDrop {
 
 /// Reads a range of the event stream in order with an ordered consumer.
 struct RangeReader {
+    /// The stream's name, for errors.
+    stream: String,
     messages: consumer::pull::Ordered,
     to: u64,
     done: bool,
@@ -132,7 +161,12 @@ impl RangeReader {
         filter: String,
         from: u64,
         to: u64,
-    ) -> Result<RangeReader> {
+    ) -> Result<RangeReader, ServeError> {
+        let stream = events.cached_info().config.name.clone();
+        let failed = |source: async_nats::Error| ServeError::ReadEvents {
+            stream: stream.clone(),
+            source,
+        };
         let ordered = events
             .create_consumer(consumer::pull::OrderedConfig {
                 filter_subject: filter,
@@ -142,12 +176,10 @@ impl RangeReader {
                 ..Default::default()
             })
             .await
-            .context("cannot read the event stream")?;
-        let messages = ordered
-            .messages()
-            .await
-            .context("cannot read the event stream")?;
+            .map_err(|e| failed(e.into()))?;
+        let messages = ordered.messages().await.map_err(|e| failed(e.into()))?;
         Ok(RangeReader {
+            stream,
             messages,
             to,
             done: from > to,
@@ -156,15 +188,19 @@ impl RangeReader {
 
     /// Up to `max` more events of the range; empty at its end (the end of
     /// the range, or of the stream when the last sequences were deleted).
-    async fn next_chunk(&mut self, max: usize) -> Result<Vec<Inbound>> {
+    async fn next_chunk(&mut self, max: usize) -> Result<Vec<Inbound>, ServeError> {
+        let failed = |stream: &str, source: async_nats::Error| ServeError::ReadEvents {
+            stream: stream.to_string(),
+            source,
+        };
         let mut chunk = Vec::new();
         while !self.done && chunk.len() < max {
             let Some(message) = self.messages.next().await else {
                 self.done = true;
                 break;
             };
-            let message = message.context("reading the event stream")?;
-            let info = message.info().map_err(|e| anyhow::anyhow!("{e}"))?;
+            let message = message.map_err(|e| failed(&self.stream, e.into()))?;
+            let info = message.info().map_err(|e| failed(&self.stream, e))?;
             let seq = info.stream_sequence;
             if seq > self.to {
                 self.done = true;
@@ -181,6 +217,8 @@ impl RangeReader {
     }
 }
 
+/// The engine in JetStream mode: [`prepare`](Self::prepare)d (streams and
+/// consumer verified, state rebuilt), then [`run`](Self::run).
 pub struct JetStreamEngine {
     config: ServeConfig,
     js: jetstream::Context,
@@ -205,7 +243,7 @@ impl JetStreamEngine {
         client: &async_nats::Client,
         js: &jetstream::Context,
         shared: Arc<Shared>,
-    ) -> Result<JetStreamEngine> {
+    ) -> Result<JetStreamEngine, ServeError> {
         let subjects = shared.subjects.clone();
         let plan = StreamPlan::new(config, &subjects);
         let mut events = ensure_stream(js, &plan.events).await?;
@@ -213,26 +251,39 @@ impl JetStreamEngine {
         ensure_stream(js, &plan.dlq).await?;
         let progress_stream = ensure_stream(js, &plan.progress).await?;
         let mut consumer = ensure_consumer(&events, &consumer_plan(config, &subjects)).await?;
-        let advisories = client
-            .subscribe(format!(
-                "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{}.{}",
-                config.events_stream, config.durable
-            ))
-            .await
-            .context("cannot subscribe to the max-deliveries advisory")?;
+        let advisory = format!(
+            "$JS.EVENT.ADVISORY.CONSUMER.MAX_DELIVERIES.{}.{}",
+            config.events_stream, config.durable
+        );
+        let advisories =
+            client
+                .subscribe(advisory.clone())
+                .await
+                .map_err(|source| ServeError::Subscribe {
+                    what: "the max-deliveries advisory",
+                    subject: advisory,
+                    source,
+                })?;
 
-        let events_info = events.info().await?.clone();
+        let events_info = events
+            .info()
+            .await
+            .map_err(|source| SetupError::ReadStream {
+                stream: config.events_stream.clone(),
+                source,
+            })?
+            .clone();
         let created = events_info.created.unix_timestamp_nanos().to_string();
         let mut progress = match progress_stream
             .get_last_raw_message_by_subject(&subjects.progress())
             .await
         {
             Ok(message) => serde_json::from_slice::<Progress>(&message.payload)
-                .context("the progress marker is not valid JSON")?,
+                .map_err(ServeError::InvalidProgress)?,
             Err(err) if err.kind() == stream::LastRawMessageErrorKind::NoMessageFound => {
                 Progress::default()
             }
-            Err(err) => return Err(err).context("cannot read the progress marker"),
+            Err(err) => return Err(ServeError::ReadProgress(err)),
         };
         if progress
             .stream_created
@@ -247,7 +298,13 @@ impl JetStreamEngine {
         }
         progress.stream_created = Some(created);
         progress.prune(events_info.state.first_sequence);
-        let consumer_info = consumer.info().await?;
+        let consumer_info = consumer
+            .info()
+            .await
+            .map_err(|source| SetupError::ReadConsumer {
+                consumer: config.durable.clone(),
+                source: source.into(),
+            })?;
         let ack_floor = consumer_info.ack_floor.stream_sequence;
         let delivered_at_start = consumer_info.delivered.stream_sequence;
         progress.applied = progress.applied.max(ack_floor);
@@ -279,14 +336,21 @@ impl JetStreamEngine {
         &self,
         from: u64,
         to: u64,
-    ) -> impl std::future::Future<Output = Result<RangeReader>> + '_ {
+    ) -> impl std::future::Future<Output = Result<RangeReader, ServeError>> + '_ {
         RangeReader::open(&self.events, self.shared.subjects.events_filter(), from, to)
     }
 
     /// Replays the stream up to the marker through the pipeline, publishing
     /// nothing: those events' actions are already stored.
-    async fn rebuild(&self) -> Result<()> {
-        let info = self.events.get_info().await?;
+    async fn rebuild(&self) -> Result<(), ServeError> {
+        let info = self
+            .events
+            .get_info()
+            .await
+            .map_err(|source| SetupError::ReadStream {
+                stream: self.config.events_stream.clone(),
+                source,
+            })?;
         let target = self.progress.applied.min(info.state.last_sequence);
         if target == 0 || info.state.messages == 0 || target < info.state.first_sequence {
             return Ok(());
@@ -306,7 +370,8 @@ impl JetStreamEngine {
             }
             chunk.retain(|inbound| !self.progress.excluded(inbound.seq));
             let mut discarded = BatchOutput::default();
-            self.shared.process_batch(&chunk, &mut discarded);
+            self.shared
+                .process_batch(&chunk, wall_now_ms(), &mut discarded);
             n += chunk.len() as u64;
         }
         tracing::info!(
@@ -318,7 +383,7 @@ impl JetStreamEngine {
     }
 
     /// Consumes until stopped.
-    pub async fn run(&mut self, mut stop: watch::Receiver<bool>) -> Result<()> {
+    pub async fn run(&mut self, mut stop: watch::Receiver<bool>) -> Result<(), ServeError> {
         for seq in std::mem::take(&mut self.given_up_unseen) {
             self.dead_letter_given_up(seq, None, &stop).await;
         }
@@ -379,12 +444,7 @@ impl JetStreamEngine {
                             messages = self.pull().await?;
                         }
                         Some(Err(err)) => {
-                            if err.kind() == consumer::pull::MessagesErrorKind::ConsumerDeleted {
-                                anyhow::bail!(
-                                    "the consumer {} was deleted; start the engine again to recreate it (the marker skips what was applied)",
-                                    self.config.durable
-                                );
-                            }
+                            let err = fatal_if_deleted(&self.config.durable, err)?;
                             if last_error_log.elapsed() > Duration::from_secs(5) {
                                 tracing::warn!(error = %err, "pulling events");
                                 last_error_log = Instant::now();
@@ -421,7 +481,7 @@ impl JetStreamEngine {
     /// after their acknowledgement timeout, behind newer events; taking them
     /// from the stream keeps event order exactly as in a run without the
     /// crash. Their redeliveries are then skipped by the marker.
-    async fn catch_up(&mut self, stop: &watch::Receiver<bool>) -> Result<bool> {
+    async fn catch_up(&mut self, stop: &watch::Receiver<bool>) -> Result<bool, ServeError> {
         let (from, to) = (self.progress.applied + 1, self.delivered_at_start);
         if to < from {
             return Ok(true);
@@ -441,7 +501,7 @@ impl JetStreamEngine {
         from: u64,
         to: u64,
         stop: &watch::Receiver<bool>,
-    ) -> Result<bool> {
+    ) -> Result<bool, ServeError> {
         let mut reader = self.reader(from, to).await?;
         loop {
             let chunk = reader.next_chunk(self.config.batch).await?;
@@ -458,7 +518,7 @@ impl JetStreamEngine {
         }
     }
 
-    async fn pull(&self) -> Result<consumer::pull::Stream> {
+    async fn pull(&self) -> Result<consumer::pull::Stream, ServeError> {
         self.consumer
             .stream()
             .max_messages_per_batch(self.config.batch)
@@ -466,7 +526,10 @@ impl JetStreamEngine {
             .expires(Duration::from_secs(30))
             .messages()
             .await
-            .context("cannot pull from the consumer")
+            .map_err(|source| ServeError::Pull {
+                consumer: self.config.durable.clone(),
+                source,
+            })
     }
 
     /// Applies a batch, stores its effects, moves the marker, acknowledges.
@@ -477,7 +540,7 @@ impl JetStreamEngine {
         batch: Vec<jetstream::Message>,
         received: Instant,
         stop: &watch::Receiver<bool>,
-    ) -> Result<bool> {
+    ) -> Result<bool, ServeError> {
         self.shared
             .counters
             .received
@@ -583,7 +646,7 @@ impl JetStreamEngine {
         let mut out = BatchOutput::default();
         for item in &inbound {
             self.shared
-                .process_batch(std::slice::from_ref(item), &mut out);
+                .process_batch(std::slice::from_ref(item), wall_now_ms(), &mut out);
             dispositions.append(&mut out.dispositions);
             for outgoing in self.outgoing(&mut out) {
                 let sent = self
@@ -745,6 +808,7 @@ impl JetStreamEngine {
     ) -> bool {
         let mut queue = std::collections::VecDeque::from(outgoing);
         let mut attempt = 0u32;
+        let mut delays = backoff(STORE_RETRY_MIN, STORE_RETRY_MAX);
         let mut last_progress = Instant::now();
         while !queue.is_empty() {
             let mut failed = Vec::new();
@@ -782,7 +846,7 @@ impl JetStreamEngine {
                 }
                 last_progress = Instant::now();
             }
-            tokio::time::sleep(Duration::from_millis((50u64 << attempt.min(5)).min(2_000))).await;
+            tokio::time::sleep(next_delay(&mut delays, STORE_RETRY_MAX)).await;
             queue.extend(failed);
         }
         true
@@ -858,6 +922,45 @@ impl JetStreamEngine {
             self.progress.unprocessed.remove(&seq);
             self.progress.skipped.insert(seq);
             self.store_progress(&[], stop).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use async_nats::jetstream::consumer::pull::{MessagesError, MessagesErrorKind};
+
+    use super::*;
+    use crate::error::chain;
+
+    #[test]
+    fn only_a_deleted_consumer_stops_the_engine() {
+        let err = fatal_if_deleted(
+            "intent-engine",
+            MessagesError::new(MessagesErrorKind::ConsumerDeleted),
+        )
+        .unwrap_err();
+        assert!(
+            matches!(&err, ServeError::ConsumerDeleted { consumer, source }
+                if consumer == "intent-engine"
+                    && source.kind() == MessagesErrorKind::ConsumerDeleted),
+            "{err:?}"
+        );
+        assert!(
+            chain(&err).starts_with(
+                "the consumer intent-engine was deleted; start the engine again to recreate it"
+            ),
+            "{err}"
+        );
+        // Passing troubles come back to be logged; the pull goes on.
+        for kind in [
+            MessagesErrorKind::MissingHeartbeat,
+            MessagesErrorKind::Pull,
+            MessagesErrorKind::NoResponders,
+        ] {
+            let back = fatal_if_deleted("intent-engine", MessagesError::new(kind))
+                .unwrap_or_else(|err| panic!("{kind:?} stopped the engine: {err}"));
+            assert_eq!(back.kind(), kind);
         }
     }
 }

@@ -7,14 +7,22 @@
 //! `<prefix>.actions.<rule>.<account>`, invalid events to
 //! `<prefix>.dlq.<kind>`. A micro service answers queries under
 //! `<prefix>.api.`. See ARCHITECTURE.md for the delivery guarantees.
+//! [`run`] fails with a [`ServeError`]; the [`error`] module lists the
+//! crate's other error types.
 
 pub mod api;
+mod backoff;
 pub mod client;
+mod clock;
 pub mod config;
 pub mod defs;
+pub mod error;
+#[cfg_attr(not(feature = "index"), path = "no_evidence.rs")]
 pub mod evidence;
+mod headers;
 mod jetstream_mode;
 pub mod reload;
+mod reply;
 pub mod setup;
 pub mod state;
 pub mod subjects;
@@ -23,19 +31,20 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use anyhow::{Context as _, Result};
 use async_nats::HeaderMap;
 use futures_util::{FutureExt, StreamExt};
 use tokio::sync::watch;
 
+use clock::{wall_now_ms, IdleClock};
 pub use config::{ClockMode, Mode, ServeConfig};
 use defs::DefsSource;
-use intent_core::time::Timestamp;
+pub use error::ServeError;
+use headers::dead_letter_headers;
 use intent_core::{Pipeline, PipelineConfig};
-use state::{BatchOutput, ClockTick, Inbound, Shared};
+use state::{BatchOutput, Inbound, Shared};
 
 /// Runs the service until SIGTERM or SIGINT; returns after a graceful stop.
-pub async fn run(config: ServeConfig) -> Result<()> {
+pub async fn run(config: ServeConfig) -> Result<(), ServeError> {
     let subjects = config.validate()?;
     let shared_slow = Arc::new(std::sync::atomic::AtomicU64::new(0));
     let slow = Arc::clone(&shared_slow);
@@ -61,38 +70,24 @@ pub async fn run(config: ServeConfig) -> Result<()> {
     let client = options
         .connect(config.nats.as_str())
         .await
-        .with_context(|| format!("cannot connect to NATS at {}", config.nats))?;
+        .map_err(|source| ServeError::Connect {
+            url: config.nats.clone(),
+            source,
+        })?;
     let js = async_nats::jetstream::new(client.clone());
 
     // Definitions: the directory, overlaid by the KV bucket's files.
     let mut source = DefsSource::new(&config.signals, &config.kv_bucket);
     let kv_store = if config.mode == Mode::Jetstream && !config.kv_bucket.is_empty() {
         let store = setup::ensure_kv(&js, &config.kv_bucket, config.replicas).await?;
-        let mut keys = store
-            .keys()
-            .await
-            .context("cannot list the signal-defs bucket")?;
-        while let Some(key) = keys.next().await {
-            let key = key.context("cannot list the signal-defs bucket")?;
-            if let Some(value) = store
-                .get(&key)
-                .await
-                .context("cannot read the signal-defs bucket")?
-            {
-                if defs::is_defs_key(&key) {
-                    source.set_kv(&key, Some(String::from_utf8_lossy(&value).into_owned()));
-                }
-            }
-        }
+        read_kv_overlay(&store, &config.kv_bucket, &mut source).await?;
         Some(store)
     } else {
         None
     };
-    let set = source.compile().map_err(|errors| {
-        anyhow::anyhow!(
-            "signal definitions in {} are invalid:\n{errors}",
-            config.signals.display()
-        )
+    let set = source.compile().map_err(|errors| ServeError::Definitions {
+        dir: config.signals.clone(),
+        errors,
     })?;
     tracing::info!(summary = %set.summary(), "signal definitions loaded");
     let pipeline = Pipeline::new(
@@ -107,12 +102,20 @@ pub async fn run(config: ServeConfig) -> Result<()> {
         Mode::Core => "core",
     };
     let evidence = match &config.index {
-        Some(path) => Some(open_evidence(&config, path, pipeline.defs())?),
+        Some(path) => Some(
+            evidence::Evidence::open(&config, path, pipeline.defs()).map_err(|source| {
+                ServeError::Evidence {
+                    path: path.clone(),
+                    source,
+                }
+            })?,
+        ),
         None => None,
     };
     let mut shared = Shared::new(pipeline, source, subjects, mode);
     shared.counters.slow_consumer = shared_slow;
     shared.evidence = evidence;
+    shared.fault_event_id = config.fault_event_id.clone();
     let shared = Arc::new(shared);
 
     let (stop_tx, stop_rx) = watch::channel(false);
@@ -149,16 +152,20 @@ pub async fn run(config: ServeConfig) -> Result<()> {
             );
             // Subscribed before the API answers: a client that sees the
             // service up can publish and be heard.
-            let sub = client
-                .subscribe(shared.subjects.events_filter())
-                .await
-                .context("cannot subscribe to events")?;
-            client.flush().await.context("cannot reach NATS")?;
+            let subject = shared.subjects.events_filter();
+            let sub = client.subscribe(subject.clone()).await.map_err(|source| {
+                ServeError::Subscribe {
+                    what: "events",
+                    subject,
+                    source,
+                }
+            })?;
+            client.flush().await.map_err(ServeError::Flush)?;
             let service = api::start(&client, Arc::clone(&shared)).await?;
             spawn_watchers(&config, &shared, kv_store);
-            let result = run_core(&config, &client, sub, Arc::clone(&shared), stop_rx).await;
+            run_core(&config, &client, sub, Arc::clone(&shared), stop_rx).await;
             let _ = tokio::time::timeout(Duration::from_secs(5), service.stop()).await;
-            result
+            Ok(())
         }
     };
     flush(&client).await;
@@ -170,30 +177,26 @@ pub async fn run(config: ServeConfig) -> Result<()> {
     result
 }
 
-/// The evidence index for serving: re-created in JetStream mode (the
-/// rebuild from the stream fills it), kept in core mode.
-fn open_evidence(
-    config: &ServeConfig,
-    path: &std::path::Path,
-    defs: &intent_core::SignalSet,
-) -> Result<evidence::Evidence> {
-    use intent_search::{EvidenceBuilder, EvidenceIndex};
-    let index = match config.mode {
-        Mode::Core if path.join("intent-index.json").exists() => {
-            EvidenceIndex::open(path, Some(&defs.analyzer))?
-        }
-        _ => EvidenceIndex::create(path, &defs.analyzer)?,
+/// Reads every definitions file of the KV bucket into the overlay.
+async fn read_kv_overlay(
+    store: &async_nats::jetstream::kv::Store,
+    bucket: &str,
+    source: &mut DefsSource,
+) -> Result<(), ServeError> {
+    let failed = |err: async_nats::Error| ServeError::DefsBucket {
+        bucket: bucket.to_string(),
+        source: err,
     };
-    // One indexing thread: the machine's cores belong to the engine.
-    let writer = index.writer(1, 32 << 20)?;
-    tracing::info!(path = %path.display(), "evidence index open; search is on");
-    Ok(evidence::Evidence::start(
-        index,
-        writer,
-        EvidenceBuilder::new(&config.talk_track_signal),
-        defs.analyzer.clone(),
-        config.index_commit,
-    ))
+    let mut keys = store.keys().await.map_err(|e| failed(e.into()))?;
+    while let Some(key) = keys.next().await {
+        let key = key.map_err(|e| failed(e.into()))?;
+        if let Some(value) = store.get(&key).await.map_err(|e| failed(e.into()))? {
+            if defs::is_defs_key(&key) {
+                source.set_kv(&key, Some(String::from_utf8_lossy(&value).into_owned()));
+            }
+        }
+    }
+    Ok(())
 }
 
 fn spawn_watchers(
@@ -225,86 +228,16 @@ async fn wait_for_signal() {
     }
 }
 
-/// Where event time stands against the wall clock: the newest event time and
-/// the instant it was reached.
-pub(crate) struct IdleClock {
-    mode: ClockMode,
-    anchor: Option<(Timestamp, Instant)>,
-    /// The last tick target asked for, and when.
-    asked: Option<(Timestamp, Instant)>,
-}
-
-impl IdleClock {
-    pub(crate) fn new(mode: ClockMode) -> IdleClock {
-        IdleClock {
-            mode,
-            anchor: None,
-            asked: None,
-        }
-    }
-
-    /// Notes event time after a batch of events.
-    pub(crate) fn observe(&mut self, newest: Option<Timestamp>) {
-        if let Some(newest) = newest {
-            if self.anchor.is_none_or(|(ts, _)| newest > ts) {
-                self.anchor = Some((newest, Instant::now()));
-            }
-        }
-    }
-
-    /// Time cut off from the server is not idle time: restart the count.
-    pub(crate) fn stalled(&mut self) {
-        if let Some((newest, _)) = self.anchor {
-            self.anchor = Some((newest, Instant::now()));
-        }
-    }
-
-    /// The instant to advance event time to, when a silence timer is due
-    /// (and the same tick is not already on its way). `caught_up`: the engine
-    /// has no input waiting, so the wall clock may speak.
-    pub(crate) fn due(&mut self, pipeline: &Pipeline, caught_up: bool) -> Option<Timestamp> {
-        // Only with nothing waiting: a backlog is history, not idle time.
-        if !caught_up {
-            return None;
-        }
-        let lateness = pipeline.config().allowed_lateness_ms;
-        let next = pipeline.next_timer_deadline();
-        let idle = self.anchor.and_then(|(newest, at)| {
-            state::idle_advance(Some(newest), at.elapsed(), lateness, next)
-        });
-        let wall = match self.mode {
-            ClockMode::Wall => {
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .map(|d| d.as_millis() as i64)
-                    .unwrap_or(0);
-                state::wall_advance(now, lateness, next)
-            }
-            ClockMode::Event => None,
-        };
-        let target = idle.max(wall)?;
-        if pipeline.watermark().is_some_and(|w| target <= w) {
-            return None;
-        }
-        if let Some((asked, when)) = self.asked {
-            if asked >= target && when.elapsed() < Duration::from_secs(5) {
-                return None;
-            }
-        }
-        self.asked = Some((target, Instant::now()));
-        Some(target)
-    }
-}
-
 /// Core mode: a plain subscription; actions and dead letters are published
-/// without waiting for anyone.
+/// without waiting for anyone. Nothing here stops the loop but `stop` or
+/// the end of the subscription.
 async fn run_core(
     config: &ServeConfig,
     client: &async_nats::Client,
     mut sub: async_nats::Subscriber,
     shared: Arc<Shared>,
     mut stop: watch::Receiver<bool>,
-) -> Result<()> {
+) {
     let mut tick = tokio::time::interval(config.clock_tick);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
     let mut clock = IdleClock::new(config.clock);
@@ -351,7 +284,7 @@ async fn run_core(
                 // an action does not wait for the rest of the batch.
                 for item in &batch {
                     out.dispositions.clear();
-                    shared.process_batch(std::slice::from_ref(item), &mut out);
+                    shared.process_batch(std::slice::from_ref(item), wall_now_ms(), &mut out);
                     publish_core(client, &shared, &mut out).await;
                 }
                 clock.observe(shared.pipeline().now());
@@ -360,7 +293,6 @@ async fn run_core(
         }
     }
     flush(client).await;
-    Ok(())
 }
 
 /// Flushes pending publishes, but does not wait for a server that is gone.
@@ -402,43 +334,4 @@ async fn publish_core(client: &async_nats::Client, shared: &Shared, out: &mut Ba
             Err(err) => tracing::warn!(error = %err, "dead letter not published"),
         }
     }
-}
-
-/// Text as a header value: one line, no control characters (async-nats
-/// panics on a line break in a header value, and the text can come from
-/// input, e.g. an `attrs` key).
-pub(crate) fn header_value(text: &str) -> String {
-    text.chars()
-        .map(|c| if c.is_control() { ' ' } else { c })
-        .collect()
-}
-
-/// The headers of a dead letter: what was wrong and where it came from.
-pub(crate) fn dead_letter_headers(
-    error: &str,
-    field: Option<&str>,
-    origin: &str,
-    seq: Option<u64>,
-) -> HeaderMap {
-    let mut headers = HeaderMap::new();
-    headers.insert("Intent-Error", header_value(error).as_str());
-    if let Some(field) = field {
-        headers.insert("Intent-Error-Field", header_value(field).as_str());
-    }
-    headers.insert("Intent-Subject", header_value(origin).as_str());
-    if let Some(seq) = seq {
-        headers.insert("Intent-Stream-Seq", seq.to_string().as_str());
-        headers.insert("Nats-Msg-Id", format!("dlq-{seq}").as_str());
-    }
-    headers
-}
-
-/// The tick payload.
-pub(crate) fn clock_payload(target: Timestamp) -> bytes::Bytes {
-    bytes::Bytes::from(
-        serde_json::to_vec(&ClockTick {
-            advance_to: target.millis(),
-        })
-        .expect("serializes"),
-    )
 }

@@ -1,5 +1,5 @@
 //! Live signal definitions: the `reload` request, the directory poller and
-//! the KV-bucket watcher all end in [`swap_in`], which compiles first and
+//! the KV-bucket watcher all end in `swap_in`, which compiles first and
 //! swaps atomically only what is valid.
 
 use std::sync::atomic::Ordering;
@@ -9,6 +9,7 @@ use std::time::Duration;
 use async_nats::jetstream::kv;
 use futures_util::StreamExt;
 
+use super::backoff::{backoff, next_delay};
 use super::defs::{is_defs_key, DefsSource};
 use super::state::Shared;
 use intent_core::signal_defs::{DefError, DefErrors};
@@ -23,7 +24,7 @@ fn swap_in(shared: &Shared, source: &mut DefsSource) -> Result<(String, bool), D
                 tracing::warn!(%warning, "signal definitions");
             }
             if let Some(evidence) = &shared.evidence {
-                let (now, built) = (&set.analyzer, &evidence.analyzer);
+                let (now, built) = (&set.analyzer, evidence.analyzer());
                 if now.language() != built.language() || now.prefix_fold() != built.prefix_fold() {
                     shared
                         .counters
@@ -122,12 +123,17 @@ pub async fn watch_dir(shared: Arc<Shared>, every: Duration) {
 /// in each change that compiles; a change that does not is undone in the
 /// overlay so the next good one applies on top of the version in force.
 pub async fn watch_kv(shared: Arc<Shared>, store: kv::Store) {
+    let (min, max) = (Duration::from_millis(500), Duration::from_secs(30));
+    let mut delays = backoff(min, max);
     loop {
         let mut watch = match store.watch_with_history(">").await {
-            Ok(watch) => watch,
+            Ok(watch) => {
+                delays = backoff(min, max);
+                watch
+            }
             Err(err) => {
                 tracing::warn!(error = %err, "cannot watch the signal-defs bucket; retrying");
-                tokio::time::sleep(Duration::from_secs(2)).await;
+                tokio::time::sleep(next_delay(&mut delays, max)).await;
                 continue;
             }
         };
@@ -159,6 +165,6 @@ pub async fn watch_kv(shared: Arc<Shared>, store: kv::Store) {
                 source.restore_kv(before);
             }
         }
-        tokio::time::sleep(Duration::from_millis(500)).await;
+        tokio::time::sleep(next_delay(&mut delays, max)).await;
     }
 }

@@ -3,25 +3,159 @@
 //!
 //! Servers older than the client silently drop configuration fields they do
 //! not know, so after every create or update the engine reads the
-//! configuration back and refuses to run when a field it relies on differs.
+//! configuration back ([`verify_stream`], [`verify_consumer`]) and refuses
+//! to run when a field it relies on differs: a [`SetupError`] that lists
+//! each [`Mismatch`].
 
+use std::fmt;
 use std::time::Duration;
 
-use anyhow::{bail, Context as _, Result};
+use async_nats::jetstream::context::{CreateStreamError, GetStreamError, KeyValueError};
 use async_nats::jetstream::{self, consumer, consumer::pull, kv, stream};
 
 use super::config::ServeConfig;
 use super::subjects::Subjects;
 
+/// Why the streams, the consumer or the KV bucket are not as the engine
+/// needs them. Each names the stream, consumer or bucket; those caused by a
+/// failed request keep the async-nats error as their source.
+#[derive(Debug, thiserror::Error)]
+pub enum SetupError {
+    /// The server could not say whether the stream exists.
+    #[error("cannot look up stream {stream}")]
+    LookUpStream {
+        /// The stream's name.
+        stream: String,
+        #[source]
+        source: GetStreamError,
+    },
+    /// The stream did not exist and could not be created.
+    #[error("cannot create stream {stream}")]
+    CreateStream {
+        /// The stream's name.
+        stream: String,
+        #[source]
+        source: CreateStreamError,
+    },
+    /// The stream's configuration or state could not be read back.
+    #[error("cannot read stream {stream}")]
+    ReadStream {
+        /// The stream's name.
+        stream: String,
+        #[source]
+        source: stream::InfoError,
+    },
+    /// The server holds the stream with other settings than the engine asked
+    /// for, even after an update: an older server dropped fields it does not
+    /// know, or the stream was made by hand.
+    #[error(
+        "stream {stream} does not have the configuration the engine needs (an older server may have dropped fields it does not know, or the stream was made by hand):\n  {}",
+        Mismatch::list(.mismatches)
+    )]
+    StreamConfig {
+        /// The stream's name.
+        stream: String,
+        /// Every field that differs.
+        mismatches: Vec<Mismatch>,
+    },
+    /// The durable consumer could not be created.
+    #[error("cannot create consumer {consumer}")]
+    CreateConsumer {
+        /// The consumer's durable name.
+        consumer: String,
+        #[source]
+        source: stream::ConsumerError,
+    },
+    /// The consumer's configuration or state could not be read back.
+    #[error("cannot read consumer {consumer}")]
+    ReadConsumer {
+        /// The consumer's durable name.
+        consumer: String,
+        #[source]
+        source: async_nats::Error,
+    },
+    /// The server holds the consumer with other settings than the engine
+    /// asked for, even after an update.
+    #[error(
+        "consumer {consumer} does not have the configuration the engine needs (delete it to let the engine recreate it, or fix it by hand):\n  {}",
+        Mismatch::list(.mismatches)
+    )]
+    ConsumerConfig {
+        /// The consumer's durable name.
+        consumer: String,
+        /// Every field that differs.
+        mismatches: Vec<Mismatch>,
+    },
+    /// The KV bucket's stream could neither be created nor found.
+    #[error("cannot create KV bucket {bucket}")]
+    CreateKv {
+        /// The bucket's name.
+        bucket: String,
+        #[source]
+        source: GetStreamError,
+    },
+    /// A stream has the KV bucket's name but not the settings of one.
+    #[error("stream {stream} is not a KV bucket as the engine needs it")]
+    NotKv {
+        /// The stream's name (`KV_<bucket>`).
+        stream: String,
+    },
+    /// The KV bucket exists but could not be opened.
+    #[error("cannot open KV bucket {bucket}")]
+    OpenKv {
+        /// The bucket's name.
+        bucket: String,
+        #[source]
+        source: KeyValueError,
+    },
+}
+
+/// One setting the server holds otherwise than the engine asked for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mismatch {
+    /// The setting, by its name in the server's configuration.
+    pub field: &'static str,
+    /// What the engine asked for.
+    pub want: String,
+    /// What the server holds.
+    pub got: String,
+}
+
+impl Mismatch {
+    /// The mismatches, one per line (as [`SetupError`] prints them).
+    fn list(mismatches: &[Mismatch]) -> String {
+        mismatches
+            .iter()
+            .map(Mismatch::to_string)
+            .collect::<Vec<_>>()
+            .join("\n  ")
+    }
+}
+
+impl fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}: want {}, server has {}",
+            self.field, self.want, self.got
+        )
+    }
+}
+
 /// The stream configurations the engine asks for.
 pub struct StreamPlan {
+    /// Events in: replayed to rebuild state, so kept for `retention`.
     pub events: stream::Config,
+    /// Trigger actions out, de-duplicated by action id.
     pub actions: stream::Config,
+    /// Dead letters: the original bytes with `Intent-Error` headers.
     pub dlq: stream::Config,
+    /// The applied-sequence marker, one message per subject.
     pub progress: stream::Config,
 }
 
 impl StreamPlan {
+    /// The four streams for these settings and subjects.
     pub fn new(config: &ServeConfig, subjects: &Subjects) -> StreamPlan {
         let base =
             |name: &str, subject: String, max_age: Duration, window: Duration| stream::Config {
@@ -100,11 +234,11 @@ pub fn consumer_plan(config: &ServeConfig, subjects: &Subjects) -> pull::Config 
 
 /// Fields of a stream configuration the engine relies on that differ
 /// between what it asked for and what the server holds.
-pub fn stream_mismatches(want: &stream::Config, got: &stream::Config) -> Vec<String> {
+pub fn stream_mismatches(want: &stream::Config, got: &stream::Config) -> Vec<Mismatch> {
     let mut out = Vec::new();
-    let mut check = |field: &str, want: String, got: String| {
+    let mut check = |field: &'static str, want: String, got: String| {
         if want != got {
-            out.push(format!("{field}: want {want}, server has {got}"));
+            out.push(Mismatch { field, want, got });
         }
     };
     check(
@@ -159,11 +293,11 @@ pub fn stream_mismatches(want: &stream::Config, got: &stream::Config) -> Vec<Str
 }
 
 /// Same for the consumer.
-pub fn consumer_mismatches(want: &pull::Config, got: &consumer::Config) -> Vec<String> {
+pub fn consumer_mismatches(want: &pull::Config, got: &consumer::Config) -> Vec<Mismatch> {
     let mut out = Vec::new();
-    let mut check = |field: &str, want: String, got: String| {
+    let mut check = |field: &'static str, want: String, got: String| {
         if want != got {
-            out.push(format!("{field}: want {want}, server has {got}"));
+            out.push(Mismatch { field, want, got });
         }
     };
     check(
@@ -209,28 +343,66 @@ pub fn consumer_mismatches(want: &pull::Config, got: &consumer::Config) -> Vec<S
     out
 }
 
+/// Whether the stream is verified: every field the engine relies on as it
+/// asked (`want`) in what the server holds (`held`).
+pub fn verify_stream(want: &stream::Config, held: &stream::Config) -> Result<(), SetupError> {
+    let mismatches = stream_mismatches(want, held);
+    if mismatches.is_empty() {
+        return Ok(());
+    }
+    Err(SetupError::StreamConfig {
+        stream: want.name.clone(),
+        mismatches,
+    })
+}
+
+/// Same for the consumer.
+pub fn verify_consumer(want: &pull::Config, held: &consumer::Config) -> Result<(), SetupError> {
+    let mismatches = consumer_mismatches(want, held);
+    if mismatches.is_empty() {
+        return Ok(());
+    }
+    Err(SetupError::ConsumerConfig {
+        consumer: want.durable_name.clone().unwrap_or_default(),
+        mismatches,
+    })
+}
+
+/// Whether a failed stream lookup means only that the stream does not exist
+/// (so the engine creates it), rather than that the server could not answer.
+pub fn is_stream_not_found(err: &GetStreamError) -> bool {
+    matches!(err.kind(), jetstream::context::GetStreamErrorKind::JetStream(e)
+        if e.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND)
+}
+
 /// Creates the stream or brings an existing one to the wanted settings, then
 /// verifies what the server holds.
 pub async fn ensure_stream(
     js: &jetstream::Context,
     want: &stream::Config,
-) -> Result<stream::Stream> {
+) -> Result<stream::Stream, SetupError> {
+    let look_up = |source| SetupError::LookUpStream {
+        stream: want.name.clone(),
+        source,
+    };
+    let read = |source| SetupError::ReadStream {
+        stream: want.name.clone(),
+        source,
+    };
     let mut stream = match js.get_stream(&want.name).await {
         Ok(stream) => stream,
-        Err(err)
-            if matches!(err.kind(), jetstream::context::GetStreamErrorKind::JetStream(e)
-                if e.error_code() == jetstream::ErrorCode::STREAM_NOT_FOUND) =>
-        {
+        Err(err) if is_stream_not_found(&err) => {
             tracing::info!(stream = %want.name, "creating stream");
             js.create_stream(want.clone())
                 .await
-                .with_context(|| format!("cannot create stream {}", want.name))?
+                .map_err(|source| SetupError::CreateStream {
+                    stream: want.name.clone(),
+                    source,
+                })?
         }
-        Err(err) => {
-            return Err(err).with_context(|| format!("cannot look up stream {}", want.name))
-        }
+        Err(err) => return Err(look_up(err)),
     };
-    let held = stream.info().await?.config.clone();
+    let held = stream.info().await.map_err(read)?.config.clone();
     if !stream_mismatches(want, &held).is_empty() {
         tracing::info!(stream = %want.name, "updating stream settings");
         let mut update = held.clone();
@@ -243,17 +415,10 @@ pub async fn ensure_stream(
         if let Err(err) = js.update_stream(update).await {
             tracing::warn!(stream = %want.name, error = %err, "stream update refused");
         }
-        stream = js.get_stream(&want.name).await?;
+        stream = js.get_stream(&want.name).await.map_err(look_up)?;
     }
-    let held = stream.info().await?.config.clone();
-    let mismatches = stream_mismatches(want, &held);
-    if !mismatches.is_empty() {
-        bail!(
-            "stream {} does not have the configuration the engine needs (an older server may have dropped fields it does not know, or the stream was made by hand):\n  {}",
-            want.name,
-            mismatches.join("\n  ")
-        );
-    }
+    let held = stream.info().await.map_err(read)?.config.clone();
+    verify_stream(want, &held)?;
     Ok(stream)
 }
 
@@ -262,13 +427,25 @@ pub async fn ensure_stream(
 pub async fn ensure_consumer(
     stream: &stream::Stream,
     want: &pull::Config,
-) -> Result<consumer::PullConsumer> {
+) -> Result<consumer::PullConsumer, SetupError> {
     let name = want.durable_name.clone().expect("durable");
+    let read = |source: async_nats::Error| SetupError::ReadConsumer {
+        consumer: name.clone(),
+        source,
+    };
     let mut consumer: consumer::PullConsumer = stream
         .get_or_create_consumer(&name, want.clone())
         .await
-        .with_context(|| format!("cannot create consumer {name}"))?;
-    let held = consumer.info().await?.config.clone();
+        .map_err(|source| SetupError::CreateConsumer {
+            consumer: name.clone(),
+            source,
+        })?;
+    let held = consumer
+        .info()
+        .await
+        .map_err(|e| read(e.into()))?
+        .config
+        .clone();
     if !consumer_mismatches(want, &held).is_empty() {
         tracing::info!(consumer = %name, "updating consumer settings");
         // Creating a durable that exists updates it where the server allows
@@ -276,34 +453,21 @@ pub async fn ensure_consumer(
         if let Err(err) = stream.create_consumer(want.clone()).await {
             tracing::warn!(consumer = %name, error = %err, "consumer update refused");
         }
-        consumer = stream
-            .get_consumer(&name)
-            .await
-            .map_err(|e| anyhow::anyhow!("cannot read consumer {name}: {e}"))?;
+        consumer = stream.get_consumer(&name).await.map_err(read)?;
     }
-    let held = consumer.info().await?.config.clone();
-    let mismatches = consumer_mismatches(want, &held);
-    if !mismatches.is_empty() {
-        bail!(
-            "consumer {name} does not have the configuration the engine needs (delete it to let the engine recreate it, or fix it by hand):\n  {}",
-            mismatches.join("\n  ")
-        );
-    }
+    let held = consumer
+        .info()
+        .await
+        .map_err(|e| read(e.into()))?
+        .config
+        .clone();
+    verify_consumer(want, &held)?;
     Ok(consumer)
 }
 
-/// Opens the KV bucket, creating it when missing. The bucket's stream is
-/// created directly (`KV_<bucket>`): async-nats's own bucket creation needs
-/// account-info fields nats-server 2.9 does not send.
-pub async fn ensure_kv(
-    js: &jetstream::Context,
-    bucket: &str,
-    replicas: usize,
-) -> Result<kv::Store> {
-    if let Ok(store) = js.get_key_value(bucket).await {
-        return Ok(store);
-    }
-    let want = stream::Config {
+/// The stream behind a KV bucket as the engine creates it.
+fn kv_stream_plan(bucket: &str, replicas: usize) -> stream::Config {
+    stream::Config {
         name: format!("KV_{bucket}"),
         description: Some("intent engine: signal-defs files, one key per file".into()),
         subjects: vec![format!("$KV.{bucket}.>")],
@@ -314,7 +478,32 @@ pub async fn ensure_kv(
         discard: stream::DiscardPolicy::New,
         num_replicas: replicas.max(1),
         ..Default::default()
-    };
+    }
+}
+
+/// Whether a stream found under the bucket's name works as the bucket: it
+/// keeps values, allows roll-ups and holds the bucket's subjects.
+fn verify_kv_stream(want: &stream::Config, held: &stream::Config) -> Result<(), SetupError> {
+    if held.max_messages_per_subject < 1 || !held.allow_rollup || held.subjects != want.subjects {
+        return Err(SetupError::NotKv {
+            stream: want.name.clone(),
+        });
+    }
+    Ok(())
+}
+
+/// Opens the KV bucket, creating it when missing. The bucket's stream is
+/// created directly (`KV_<bucket>`): async-nats's own bucket creation needs
+/// account-info fields nats-server 2.9 does not send.
+pub async fn ensure_kv(
+    js: &jetstream::Context,
+    bucket: &str,
+    replicas: usize,
+) -> Result<kv::Store, SetupError> {
+    if let Ok(store) = js.get_key_value(bucket).await {
+        return Ok(store);
+    }
+    let want = kv_stream_plan(bucket, replicas);
     match js.create_stream(want.clone()).await {
         Ok(_) => {}
         // Another engine may have created it meanwhile.
@@ -323,42 +512,191 @@ pub async fn ensure_kv(
     let mut stream = js
         .get_stream(&want.name)
         .await
-        .with_context(|| format!("cannot create KV bucket {bucket}"))?;
-    let held = stream.info().await?.config.clone();
-    if held.max_messages_per_subject < 1 || !held.allow_rollup || held.subjects != want.subjects {
-        bail!(
-            "stream {} is not a KV bucket as the engine needs it",
-            want.name
-        );
-    }
+        .map_err(|source| SetupError::CreateKv {
+            bucket: bucket.to_string(),
+            source,
+        })?;
+    let held = stream
+        .info()
+        .await
+        .map_err(|source| SetupError::ReadStream {
+            stream: want.name.clone(),
+            source,
+        })?
+        .config
+        .clone();
+    verify_kv_stream(&want, &held)?;
     js.get_key_value(bucket)
         .await
-        .with_context(|| format!("cannot open KV bucket {bucket}"))
+        .map_err(|source| SetupError::OpenKv {
+            bucket: bucket.to_string(),
+            source,
+        })
 }
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use async_nats::jetstream::context::{CreateStreamErrorKind, GetStreamErrorKind};
 
-    #[test]
-    fn a_dropped_field_is_a_mismatch() {
+    use super::*;
+    use crate::error::chain;
+
+    /// A JetStream API error as the server sends it.
+    fn api_error(code: usize, err_code: u64, description: &str) -> jetstream::Error {
+        serde_json::from_value(serde_json::json!({
+            "code": code,
+            "err_code": err_code,
+            "description": description,
+        }))
+        .unwrap()
+    }
+
+    fn plan() -> (ServeConfig, StreamPlan, pull::Config) {
         let config = ServeConfig::default();
         let subjects = config.validate().unwrap();
         let plan = StreamPlan::new(&config, &subjects);
+        let consumer = consumer_plan(&config, &subjects);
+        (config, plan, consumer)
+    }
+
+    #[test]
+    fn a_dropped_field_is_a_mismatch() {
+        let (_, plan, want) = plan();
         assert!(stream_mismatches(&plan.events, &plan.events).is_empty());
         // What a server that does not know a field hands back.
         let mut held = plan.progress.clone();
         held.max_messages_per_subject = 0;
-        let found = stream_mismatches(&plan.progress, &held);
-        assert_eq!(found.len(), 1, "{found:?}");
-        assert!(found[0].starts_with("max_msgs_per_subject"), "{found:?}");
+        assert_eq!(
+            stream_mismatches(&plan.progress, &held),
+            [Mismatch {
+                field: "max_msgs_per_subject",
+                want: "1".into(),
+                got: "unlimited".into(),
+            }]
+        );
 
-        let want = consumer_plan(&config, &subjects);
         let mut got = want.clone().into_consumer_config_for_test();
         assert!(consumer_mismatches(&want, &got).is_empty());
         got.max_ack_pending = 0;
         got.filter_subject = String::new();
-        assert_eq!(consumer_mismatches(&want, &got).len(), 2);
+        let fields: Vec<&str> = consumer_mismatches(&want, &got)
+            .iter()
+            .map(|m| m.field)
+            .collect();
+        assert_eq!(fields, ["max_ack_pending", "filter_subject"]);
+    }
+
+    #[test]
+    fn verification_names_the_stream_and_every_field_the_server_changed() {
+        let (_, plan, _) = plan();
+        verify_stream(&plan.events, &plan.events).unwrap();
+        // nats-server 2.9 drops max_msgs_per_subject it does not know of; a
+        // stream made by hand may be in memory.
+        let mut held = plan.progress.clone();
+        held.max_messages_per_subject = -1;
+        held.storage = stream::StorageType::Memory;
+        let err = verify_stream(&plan.progress, &held).unwrap_err();
+        let SetupError::StreamConfig { stream, mismatches } = &err else {
+            panic!("{err:?}");
+        };
+        assert_eq!(stream, "INTENT_PROGRESS");
+        let fields: Vec<&str> = mismatches.iter().map(|m| m.field).collect();
+        assert_eq!(fields, ["storage", "max_msgs_per_subject"]);
+        assert_eq!(
+            err.to_string(),
+            "stream INTENT_PROGRESS does not have the configuration the engine needs \
+             (an older server may have dropped fields it does not know, or the stream was made by hand):\n  \
+             storage: want File, server has Memory\n  \
+             max_msgs_per_subject: want 1, server has unlimited"
+        );
+    }
+
+    #[test]
+    fn a_consumer_changed_by_the_server_is_refused_with_its_name() {
+        let (_, _, want) = plan();
+        let held = want.clone().into_consumer_config_for_test();
+        verify_consumer(&want, &held).unwrap();
+        let mut pushed = held.clone();
+        pushed.deliver_subject = Some("_INBOX.x".into());
+        let err = verify_consumer(&want, &pushed).unwrap_err();
+        assert!(
+            matches!(&err, SetupError::ConsumerConfig { consumer, mismatches }
+                if consumer == "intent-engine" && mismatches.len() == 1),
+            "{err:?}"
+        );
+        assert!(
+            err.to_string()
+                .ends_with(":\n  push (deliver_subject): want none, server has _INBOX.x"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn only_a_missing_stream_is_created() {
+        let check = |kind: GetStreamErrorKind, expected: bool| {
+            let err = GetStreamError::new(kind.clone());
+            assert_eq!(is_stream_not_found(&err), expected, "{kind:?}");
+        };
+        check(
+            GetStreamErrorKind::JetStream(api_error(404, 10059, "stream not found")),
+            true,
+        );
+        // Any other answer is a failure to report, not a reason to create.
+        check(
+            GetStreamErrorKind::JetStream(api_error(503, 10039, "jetstream not enabled")),
+            false,
+        );
+        check(GetStreamErrorKind::Request, false);
+        check(GetStreamErrorKind::InvalidStreamName, false);
+    }
+
+    #[test]
+    fn a_failed_request_keeps_the_server_answer_as_its_source() {
+        let err = SetupError::CreateStream {
+            stream: "INTENT_EVENTS".into(),
+            source: CreateStreamError::new(CreateStreamErrorKind::JetStream(api_error(
+                400,
+                10052,
+                "replicas > 1 not supported in non-clustered mode",
+            ))),
+        };
+        assert_eq!(err.to_string(), "cannot create stream INTENT_EVENTS");
+        let text = chain(&err);
+        assert!(
+            text.starts_with("cannot create stream INTENT_EVENTS: ")
+                && text.contains(
+                    "replicas > 1 not supported in non-clustered mode (code 400, error code 10052)"
+                ),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_stream_in_the_bucket_s_place_must_work_as_one() {
+        let want = kv_stream_plan("intent-signals", 1);
+        assert_eq!(want.name, "KV_intent-signals");
+        verify_kv_stream(&want, &want).unwrap();
+        let not_kv = [
+            stream::Config {
+                allow_rollup: false,
+                ..want.clone()
+            },
+            stream::Config {
+                max_messages_per_subject: 0,
+                ..want.clone()
+            },
+            stream::Config {
+                subjects: vec!["other.>".into()],
+                ..want.clone()
+            },
+        ];
+        for held in not_kv {
+            let err = verify_kv_stream(&want, &held).unwrap_err();
+            assert!(
+                matches!(&err, SetupError::NotKv { stream } if stream == "KV_intent-signals"),
+                "{err:?}"
+            );
+        }
     }
 
     trait ForTest {

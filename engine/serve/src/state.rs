@@ -2,8 +2,9 @@
 //! processing-latency histogram; and the synchronous step that turns a batch
 //! of inbound NATS messages into applied state, actions and dead letters.
 //!
-//! The step is plain Rust (no I/O), so it is the same in JetStream mode, in
-//! core mode and while rebuilding state from the stream at start.
+//! The step is plain Rust (no I/O, no clock: the caller passes the wall
+//! time it read), so it is the same in JetStream mode, in core mode and
+//! while rebuilding state from the stream at start.
 
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -99,9 +100,9 @@ pub struct Shared {
     pub mode: &'static str,
     /// The evidence index, when serving `search`.
     pub evidence: Option<super::evidence::Evidence>,
-    /// Test hook: an event with this id makes processing panic
-    /// (`INTENT_FAULT_EVENT_ID`), to exercise the unprocessable-event path.
-    fault_event_id: Option<String>,
+    /// Test hook: an event with this id makes processing panic (the
+    /// `fault_event_id` setting), to exercise the unprocessable-event path.
+    pub fault_event_id: Option<String>,
 }
 
 impl Shared {
@@ -121,9 +122,7 @@ impl Shared {
             subjects,
             mode,
             evidence: None,
-            fault_event_id: std::env::var("INTENT_FAULT_EVENT_ID")
-                .ok()
-                .filter(|s| !s.is_empty()),
+            fault_event_id: None,
         }
     }
 
@@ -157,11 +156,12 @@ impl Shared {
 
     /// Applies one batch: decodes and validates each event, checks it
     /// against its subject, runs it through the pipeline. Clock ticks
-    /// advance event time.
-    pub fn process_batch(&self, batch: &[Inbound], out: &mut BatchOutput) {
+    /// advance event time; `wall_ms` is the wall clock as the caller read
+    /// it, against which a tick's plausibility is judged.
+    pub fn process_batch(&self, batch: &[Inbound], wall_ms: i64, out: &mut BatchOutput) {
         let mut pipeline = self.pipeline();
         for inbound in batch {
-            let disposition = self.process_one(&mut pipeline, inbound, out);
+            let disposition = self.process_one(&mut pipeline, inbound, wall_ms, out);
             out.dispositions.push(disposition);
         }
     }
@@ -170,11 +170,12 @@ impl Shared {
         &self,
         pipeline: &mut Pipeline,
         inbound: &Inbound,
+        wall_ms: i64,
         out: &mut BatchOutput,
     ) -> Disposition {
         let (subject_kind, subject_account) = self.subjects.parse_event(&inbound.subject);
         if subject_kind == Some(CLOCK_KIND) {
-            return match check_tick(&inbound.payload, pipeline) {
+            return match check_tick(&inbound.payload, pipeline, wall_ms) {
                 Ok(ts) => {
                     pipeline.advance_to(ts, &mut out.actions);
                     self.counters.clock_ticks.fetch_add(1, Ordering::Relaxed);
@@ -299,7 +300,7 @@ impl Shared {
 /// A clock tick must be well-formed and plausible: not beyond both the
 /// newest event time and the wall clock by more than a minute (a tick is
 /// never ahead of either; this keeps a forged one from firing every timer).
-fn check_tick(payload: &[u8], pipeline: &Pipeline) -> Result<Timestamp, DecodeError> {
+fn check_tick(payload: &[u8], pipeline: &Pipeline, wall: i64) -> Result<Timestamp, DecodeError> {
     let tick: ClockTick =
         serde_json::from_slice(payload).map_err(|e| DecodeError::Syntax(e.to_string()))?;
     let invalid = |reason: String| DecodeError::Invalid {
@@ -308,10 +309,6 @@ fn check_tick(payload: &[u8], pipeline: &Pipeline) -> Result<Timestamp, DecodeEr
     };
     let ts =
         Timestamp::from_millis(tick.advance_to).ok_or_else(|| invalid("out of range".into()))?;
-    let wall = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0);
     let newest = pipeline.now().map(Timestamp::millis).unwrap_or(i64::MIN);
     if ts.millis() > wall.max(newest).saturating_add(60_000) {
         return Err(invalid(format!(
@@ -392,6 +389,9 @@ pub fn wall_advance(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The wall clock the tests run at: 2026-03-03, a day after their events.
+    const WALL: i64 = 1_772_500_000_000;
     use intent_core::PipelineConfig;
     use std::path::Path;
 
@@ -428,7 +428,7 @@ mod tests {
             inbound("intent.events.web.x", "not json"),
         ];
         let mut out = BatchOutput::default();
-        shared.process_batch(&batch, &mut out);
+        shared.process_batch(&batch, WALL, &mut out);
         use Disposition::*;
         assert_eq!(
             out.dispositions,
@@ -465,6 +465,7 @@ mod tests {
                 inbound("intent.events.web.acme-cn", WEB),
                 inbound("intent.events._clock", &tick(1_772_500_000_000)),
             ],
+            WALL,
             &mut out,
         );
         assert_eq!(
@@ -484,6 +485,7 @@ mod tests {
                 inbound("intent.events._clock", &tick(4_000_000_000_000)),
                 inbound("intent.events._clock", "{}"),
             ],
+            WALL,
             &mut out,
         );
         assert_eq!(

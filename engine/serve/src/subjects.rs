@@ -5,6 +5,11 @@
 /// the event stream (see `clock`); clients never publish it.
 pub const CLOCK_KIND: &str = "_clock";
 
+/// A subject prefix that is not a literal NATS subject.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("subject prefix '{0}' is not a valid literal subject (dot-separated tokens without *, > or spaces)")]
+pub struct InvalidPrefix(pub String);
+
 /// Subjects and stream names for one subject prefix.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Subjects {
@@ -12,15 +17,14 @@ pub struct Subjects {
 }
 
 impl Subjects {
-    pub fn new(prefix: &str) -> Result<Subjects, String> {
+    /// The names under `prefix`, which must be a literal subject.
+    pub fn new(prefix: &str) -> Result<Subjects, InvalidPrefix> {
         if prefix.is_empty()
             || prefix
                 .split('.')
                 .any(|t| t.is_empty() || t.contains(['*', '>']) || t.contains(char::is_whitespace))
         {
-            return Err(format!(
-                "subject prefix '{prefix}' is not a valid literal subject (dot-separated tokens without *, > or spaces)"
-            ));
+            return Err(InvalidPrefix(prefix.to_string()));
         }
         Ok(Subjects {
             prefix: prefix.to_string(),
