@@ -136,7 +136,7 @@ fn run(args: Args) -> Result<()> {
         intent_files::load_dir(&args.signals)
             .map_err(|e| anyhow::anyhow!("{}:\n{e}", args.signals.display()))?,
     );
-    let corpus = Corpus::from_dir(&args.corpus).map_err(anyhow::Error::msg)?;
+    let corpus = Corpus::from_dir(&args.corpus)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)

@@ -1,8 +1,7 @@
 //! The history commands of the analyst toolkit: backtest, tune, report, and
 //! importing public labeled data as history.
 
-use std::fs::File;
-use std::io::{self, BufRead, BufReader, IsTerminal, Write};
+use std::io::{self, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -11,41 +10,8 @@ use anyhow::{bail, Context as _, Result};
 use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
 
-use intent_core::time::parse_duration_ms;
-use intent_core::PipelineConfig;
-
-use crate::load_signals;
+use crate::inputs::{load_signals, read_outcomes, HistoryArgs};
 use crate::search::{finish_index, observer, OptionalIndex};
-
-/// The history a command replays: event files, the definitions to replay
-/// them under, and the lateness allowed.
-#[derive(Args)]
-pub struct HistoryArgs {
-    /// Event files (JSON lines, in time order).
-    #[arg(long, required = true, num_args = 1..)]
-    pub events: Vec<PathBuf>,
-    /// Signal definitions directory.
-    #[arg(long, default_value = "signal-defs")]
-    pub signals: PathBuf,
-    /// How late an event may arrive and still be placed in time order.
-    #[arg(long, default_value = "10m")]
-    pub lateness: String,
-}
-
-impl HistoryArgs {
-    pub fn config(&self) -> Result<PipelineConfig> {
-        Ok(PipelineConfig {
-            allowed_lateness_ms: parse_duration_ms(&self.lateness)
-                .map_err(|e| anyhow::anyhow!("--lateness: {e}"))?,
-            ..PipelineConfig::default()
-        })
-    }
-
-    /// The event files, opened in order.
-    pub fn open(&self) -> Result<Vec<Box<dyn BufRead>>> {
-        open_events(&self.events)
-    }
-}
 
 #[derive(Args)]
 pub struct BacktestArgs {
@@ -172,29 +138,6 @@ pub fn backtest_cmd(args: BacktestArgs) -> Result<ExitCode> {
     }
 }
 
-/// The event files, opened in order.
-pub fn open_events(paths: &[PathBuf]) -> Result<Vec<Box<dyn BufRead>>> {
-    paths
-        .iter()
-        .map(|path| {
-            let file =
-                File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-            Ok(Box::new(BufReader::with_capacity(1 << 16, file)) as Box<dyn BufRead>)
-        })
-        .collect()
-}
-
-pub fn read_outcomes(path: &Path) -> Result<Vec<intent_analyst::backtest::Outcome>> {
-    let text =
-        std::fs::read_to_string(path).with_context(|| format!("cannot read {}", path.display()))?;
-    intent_analyst::backtest::parse_outcomes(&text, &path.display().to_string()).map_err(|errors| {
-        for error in &errors {
-            eprintln!("{error}");
-        }
-        anyhow::anyhow!("{} bad line(s) in {}", errors.len(), path.display())
-    })
-}
-
 pub fn tune_cmd(args: TuneArgs) -> Result<ExitCode> {
     if !(0.0..1.0).contains(&args.holdout) || args.l2 < 0.0 {
         bail!("--holdout must be in [0, 1) and --l2 not negative");
@@ -270,8 +213,7 @@ pub fn tune_cmd(args: TuneArgs) -> Result<ExitCode> {
             .cloned()
             .zip(fit.learned.iter().copied())
             .collect();
-        let changes = intent_analyst::rewrite::write_weights(&args.history.signals, dir, &weights)
-            .map_err(anyhow::Error::msg)?;
+        let changes = intent_analyst::rewrite::write_weights(&args.history.signals, dir, &weights)?;
         eprintln!("wrote {} ({} lines changed):", dir.display(), changes.len());
         for change in &changes {
             eprintln!(

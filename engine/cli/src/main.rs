@@ -11,16 +11,19 @@ use std::time::Instant;
 use anyhow::{bail, Context as _, Result};
 use clap::{Args, Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
 
 use intent_analyst::synth::{self, Corpus, SynthConfig};
-use intent_core::signal_defs::SignalSet;
 use intent_core::time::{parse_duration_ms, Timestamp};
 use intent_core::{Pipeline, PipelineConfig};
 use intent_files::replay::{replay_reader, Rejected};
 use intent_serve::ServeConfig;
 
 mod history;
+mod inputs;
 mod search;
+
+use inputs::load_signals;
 
 #[derive(Parser)]
 #[command(
@@ -75,90 +78,121 @@ enum Command {
 }
 
 /// Connection settings shared by the NATS commands.
-#[derive(Args, Clone)]
+#[derive(Args, Clone, Serialize)]
 struct ConnArgs {
     /// NATS server URL(s), comma-separated.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     nats: Option<String>,
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     user: Option<String>,
-    #[arg(long, env = "INTENT_NATS_PASSWORD", hide_env_values = true)]
+    /// Also INTENT_NATS_PASSWORD (or INTENT_PASSWORD), which keeps it out of `ps`.
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     password: Option<String>,
-    #[arg(long, env = "INTENT_NATS_TOKEN", hide_env_values = true)]
+    /// Also INTENT_NATS_TOKEN (or INTENT_TOKEN).
+    #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     token: Option<String>,
     /// NKey seed file.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     nkey_file: Option<PathBuf>,
     /// Credentials (.creds) file.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     creds: Option<PathBuf>,
     /// CA certificate (PEM) to trust.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     tls_ca: Option<PathBuf>,
     /// Client certificate (PEM), with --tls-key.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     tls_cert: Option<PathBuf>,
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     tls_key: Option<PathBuf>,
     #[arg(long)]
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
     tls_required: bool,
     /// Subject prefix (default intent).
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     subject_prefix: Option<String>,
     /// TOML config file (the same as `intent serve --config`); flags override it.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     config: Option<PathBuf>,
 }
 
-#[derive(Args)]
+#[derive(Args, Serialize)]
 struct ServeArgs {
     #[command(flatten)]
+    #[serde(flatten)]
     conn: ConnArgs,
     /// Signal definitions directory.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     signals: Option<PathBuf>,
     /// jetstream (durable) or core (lowest latency, no durability).
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     mode: Option<String>,
     /// How late an event may arrive and still be placed in time order.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     lateness: Option<String>,
     /// How long the event stream keeps events (the horizon of a rebuild).
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     retention: Option<String>,
     /// KV bucket of signal-defs files ("" to not watch one).
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     kv_bucket: Option<String>,
     /// Durable consumer name.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     durable: Option<String>,
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     ack_wait: Option<String>,
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_deliver: Option<i64>,
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     max_ack_pending: Option<i64>,
     /// Most events per batch.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     batch: Option<usize>,
     /// wall: silence timers also fire on the wall clock (real time); event:
     /// event time only (feeding history through the service).
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     clock: Option<String>,
     /// How often the wall clock is checked against silence timers.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     clock_tick: Option<String>,
     /// How often the signal-defs directory is checked for changes (0s: never).
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     watch_interval: Option<String>,
     /// Keep an evidence and talk-track index here and answer `search`.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     index: Option<PathBuf>,
     /// How often new evidence becomes searchable.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     index_commit: Option<String>,
     /// Customer utterances raising this signal make talk-track snippets.
     #[arg(long)]
+    #[serde(skip_serializing_if = "Option::is_none")]
     talk_track_signal: Option<String>,
 }
 
@@ -292,15 +326,6 @@ fn main() -> ExitCode {
             ExitCode::from(2)
         }
     }
-}
-
-fn load_signals(dir: &Path) -> Result<SignalSet> {
-    intent_files::load_dir(dir).map_err(|errors| {
-        anyhow::anyhow!(
-            "signal definitions in {} are invalid:\n{errors}",
-            dir.display()
-        )
-    })
 }
 
 fn check(dir: &Path) -> Result<ExitCode> {
@@ -460,7 +485,7 @@ fn replay(args: ReplayArgs) -> Result<ExitCode> {
 
 fn synth_cmd(args: SynthArgs) -> Result<ExitCode> {
     let mix = synth::parse_mix(&args.mix).map_err(|e| anyhow::anyhow!("--mix: {e}"))?;
-    let corpus = Corpus::from_dir(&args.corpus).map_err(anyhow::Error::msg)?;
+    let corpus = Corpus::from_dir(&args.corpus)?;
     let config = SynthConfig {
         seed: args.seed,
         n_events: args.events,
@@ -484,101 +509,14 @@ fn synth_cmd(args: SynthArgs) -> Result<ExitCode> {
     }
 }
 
-/// The config file (if any) with the connection flags applied over it.
-fn conn_config(conn: &ConnArgs) -> Result<ServeConfig> {
-    let mut config = match &conn.config {
-        Some(path) => ServeConfig::from_file(path)?,
-        None => ServeConfig::default(),
-    };
-    let auth = &mut config.auth;
-    if let Some(v) = &conn.nats {
-        config.nats = v.clone();
-    }
-    if let Some(v) = &conn.user {
-        auth.user = Some(v.clone());
-    }
-    if let Some(v) = &conn.password {
-        auth.password = Some(v.clone());
-    }
-    if let Some(v) = &conn.token {
-        auth.token = Some(v.clone());
-    }
-    if let Some(v) = &conn.nkey_file {
-        auth.nkey_file = Some(v.clone());
-    }
-    if let Some(v) = &conn.creds {
-        auth.creds = Some(v.clone());
-    }
-    if let Some(v) = &conn.tls_ca {
-        auth.tls_ca = Some(v.clone());
-    }
-    if let Some(v) = &conn.tls_cert {
-        auth.tls_cert = Some(v.clone());
-    }
-    if let Some(v) = &conn.tls_key {
-        auth.tls_key = Some(v.clone());
-    }
-    auth.tls_required |= conn.tls_required;
-    if let Some(v) = &conn.subject_prefix {
-        config.subject_prefix = v.clone();
-    }
-    Ok(config)
-}
-
-fn duration_flag(name: &str, value: &Option<String>, into: &mut std::time::Duration) -> Result<()> {
-    if let Some(text) = value {
-        *into = intent_serve::config::parse_duration(text)
-            .map_err(|e| anyhow::anyhow!("--{name}: {e}"))?;
-    }
-    Ok(())
+/// The settings in layers: defaults, the config file (if any), INTENT_<KEY>
+/// environment variables, then `flags` (see `intent_serve::config`).
+fn layered_config(file: Option<&Path>, flags: &impl Serialize) -> Result<ServeConfig> {
+    Ok(ServeConfig::load_with_process_env(file, flags)?)
 }
 
 fn serve_cmd(args: ServeArgs) -> Result<ExitCode> {
-    let mut config = conn_config(&args.conn)?;
-    if let Some(v) = args.signals {
-        config.signals = v;
-    }
-    if let Some(v) = &args.mode {
-        config.mode = v
-            .parse()
-            .map_err(|e: String| anyhow::anyhow!("--mode: {e}"))?;
-    }
-    if let Some(v) = &args.clock {
-        config.clock = v
-            .parse()
-            .map_err(|e: String| anyhow::anyhow!("--clock: {e}"))?;
-    }
-    duration_flag("lateness", &args.lateness, &mut config.lateness)?;
-    duration_flag("retention", &args.retention, &mut config.retention)?;
-    duration_flag("ack-wait", &args.ack_wait, &mut config.ack_wait)?;
-    duration_flag("clock-tick", &args.clock_tick, &mut config.clock_tick)?;
-    duration_flag(
-        "watch-interval",
-        &args.watch_interval,
-        &mut config.watch_interval,
-    )?;
-    duration_flag("index-commit", &args.index_commit, &mut config.index_commit)?;
-    if let Some(v) = args.index {
-        config.index = Some(v);
-    }
-    if let Some(v) = args.talk_track_signal {
-        config.talk_track_signal = v;
-    }
-    if let Some(v) = args.kv_bucket {
-        config.kv_bucket = v;
-    }
-    if let Some(v) = args.durable {
-        config.durable = v;
-    }
-    if let Some(v) = args.max_deliver {
-        config.max_deliver = v;
-    }
-    if let Some(v) = args.max_ack_pending {
-        config.max_ack_pending = v;
-    }
-    if let Some(v) = args.batch {
-        config.batch = v;
-    }
+    let config = layered_config(args.conn.config.as_deref(), &args)?;
     config.validate()?;
     // One thread: the consume loop, the connection and the API share it, so
     // an event is read, applied and its actions written without hand-offs
@@ -592,7 +530,7 @@ fn serve_cmd(args: ServeArgs) -> Result<ExitCode> {
 
 /// A client connection for the helper commands.
 fn client_runtime(conn: &ConnArgs) -> Result<(tokio::runtime::Runtime, ServeConfig)> {
-    let config = conn_config(conn)?;
+    let config = layered_config(conn.config.as_deref(), conn)?;
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
@@ -631,7 +569,10 @@ fn publish_cmd(args: PublishArgs) -> Result<ExitCode> {
     }
     let summary = runtime.block_on(async {
         let client = connect_client(&config).await?;
-        intent_serve::client::publish_lines(&client, &subjects, !args.core, readers, 1024).await
+        Ok::<_, anyhow::Error>(
+            intent_serve::client::publish_lines(&client, &subjects, !args.core, readers, 1024)
+                .await?,
+        )
     })?;
     if args.core {
         eprintln!("published {} events (core NATS)", summary.sent);
@@ -672,7 +613,9 @@ fn query_cmd(args: QueryArgs) -> Result<ExitCode> {
     let timeout = std::time::Duration::from_secs_f64(args.timeout);
     let reply = runtime.block_on(async {
         let client = connect_client(&config).await?;
-        intent_serve::client::query(&client, &subjects, &args.endpoint, body, timeout).await
+        Ok::<_, anyhow::Error>(
+            intent_serve::client::query(&client, &subjects, &args.endpoint, body, timeout).await?,
+        )
     });
     match reply {
         Ok(reply) => {
@@ -702,19 +645,18 @@ fn tail_cmd(args: TailArgs) -> Result<ExitCode> {
         (subjects.actions_filter(), config.actions_stream.clone())
     };
     let stream = (!args.core).then_some(stream);
-    let result = runtime.block_on(async {
+    let tailed = runtime.block_on(async {
         let client = connect_client(&config).await?;
         let mut out = io::stdout();
-        intent_serve::client::tail(&client, subject, stream, args.all, args.limit, &mut out).await
-    });
-    match result {
-        Err(e)
-            if e.downcast_ref::<io::Error>()
-                .is_some_and(|e| e.kind() == io::ErrorKind::BrokenPipe) =>
-        {
-            Ok(ExitCode::SUCCESS)
-        }
-        Err(e) => Err(e),
+        Ok::<_, anyhow::Error>(
+            intent_serve::client::tail(&client, subject, stream, args.all, args.limit, &mut out)
+                .await,
+        )
+    })?;
+    match tailed {
+        // A closed pipe (`| head`) is not an error.
+        Err(e) if e.is_broken_pipe() => Ok(ExitCode::SUCCESS),
+        Err(e) => Err(e.into()),
         Ok(_) => Ok(ExitCode::SUCCESS),
     }
 }

@@ -8,8 +8,7 @@ use std::process::ExitCode;
 use anyhow::{Context as _, Result};
 use clap::Args;
 
-use crate::history::{read_outcomes, HistoryArgs};
-use crate::load_signals;
+use crate::inputs::{load_signals, read_outcomes, HistoryArgs};
 
 /// Where the commands of the analyst toolkit keep the evidence index.
 pub const DEFAULT_INDEX: &str = "intent-index";
