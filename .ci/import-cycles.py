@@ -9,7 +9,7 @@ defines it, so a `mod.rs` that re-exports its children's items is not
 thereby in a cycle with them; a `mod.rs` that defines items its children
 use, and uses theirs, is. `#[cfg(test)] mod` blocks are left out.
 
-Usage: import-cycles.py CRATE_SRC_DIR...
+Usage: import-cycles.py CRATE_SRC_DIR...   (or --self-test)
 """
 import re
 import sys
@@ -189,5 +189,38 @@ def main(dirs):
     return 1 if found else 0
 
 
+def self_test():
+    """The checker finds the cycles it is for, and only those."""
+    import tempfile
+
+    cases = {
+        # a mod.rs defining what its child uses, and using the child: a cycle
+        "parent_child": ({"lib.rs": "mod a;", "a/mod.rs": "mod b;\npub struct X;\nfn f() { b::g(); }",
+                          "a/b.rs": "use super::X;\npub fn g() {}"}, 1),
+        # re-exports are followed to the defining file: no cycle
+        "reexport": ({"lib.rs": "mod a;", "a/mod.rs": "mod b;\nmod c;\npub use c::X;\nfn f() { b::g(); }",
+                      "a/b.rs": "use super::X;\npub fn g() {}", "a/c.rs": "pub struct X;"}, 0),
+        # siblings through crate:: paths, round three files
+        "three": ({"lib.rs": "mod a;\nmod b;\nmod c;", "a.rs": "use crate::b::B;\npub struct A;",
+                   "b.rs": "use crate::c::C;\npub struct B;", "c.rs": "fn f(_: crate::a::A) {}\npub struct C;"}, 1),
+        # a use inside #[cfg(test)] mod tests does not count
+        "tests": ({"lib.rs": "mod a;\nmod b;", "a.rs": "use crate::b::B;\npub struct A;",
+                   "b.rs": "pub struct B;\n#[cfg(test)]\nmod tests {\n    use crate::a::A;\n}"}, 0),
+    }
+    failed = 0
+    for name, (files, expected) in cases.items():
+        with tempfile.TemporaryDirectory() as tmp:
+            for rel, text in files.items():
+                path = Path(tmp, rel)
+                path.parent.mkdir(parents=True, exist_ok=True)
+                path.write_text(text)
+            found = len(cycles(graph(tmp)))
+            if found != expected:
+                print(f"self-test {name}: {found} cycles, expected {expected}")
+                failed += 1
+    print(f"import-cycles self-test: {len(cases) - failed} passed, {failed} failed")
+    return 1 if failed else 0
+
+
 if __name__ == "__main__":
-    sys.exit(main(sys.argv[1:]))
+    sys.exit(self_test() if sys.argv[1:] == ["--self-test"] else main(sys.argv[1:]))
