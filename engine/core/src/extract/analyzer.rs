@@ -43,6 +43,10 @@ pub const LANGUAGES: &[(&str, Algorithm)] = &[
     ("turkish", Algorithm::Turkish),
 ];
 
+/// The language name of an analyzer that neither stems nor drops stopwords:
+/// tokens are the lowercase words as written (then prefix-folded, if set).
+pub const NO_STEMMING: &str = "none";
+
 /// Which view of the text to produce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum View {
@@ -128,7 +132,8 @@ impl Analyzed {
 #[derive(Clone)]
 pub struct Analyzer {
     language: &'static str,
-    algorithm: Algorithm,
+    /// The Snowball algorithm; `None` for [`NO_STEMMING`].
+    algorithm: Option<Algorithm>,
     /// Maximum characters of a stem kept (0 = keep all). Folding to a prefix
     /// makes inflections that Snowball leaves apart meet ("diagnosing" →
     /// `diagnos`, "diagnostics" → `diagnost` → `diagnos`).
@@ -179,6 +184,16 @@ impl Analyzer {
     /// An analyzer for a Snowball language (see [`LANGUAGES`]); `None` for an
     /// unknown language name.
     pub fn new(language: &str, prefix_fold: usize) -> Option<Analyzer> {
+        if language == NO_STEMMING {
+            return Some(Analyzer {
+                language: NO_STEMMING,
+                algorithm: None,
+                prefix_fold,
+                stopwords: Arc::new(FxHashSet::default()),
+                zh_stopwords: Arc::new(FxHashSet::default()),
+                language_idx: 0,
+            });
+        }
         let language_idx = LANGUAGES.iter().position(|(name, _)| *name == language)?;
         let (name, algorithm) = LANGUAGES[language_idx];
         let stopwords: FxHashSet<&'static str> = if algorithm == Algorithm::English {
@@ -188,7 +203,7 @@ impl Analyzer {
         };
         Some(Analyzer {
             language: name,
-            algorithm,
+            algorithm: Some(algorithm),
             prefix_fold,
             stopwords: Arc::new(stopwords),
             zh_stopwords: Arc::new(stopwords::CHINESE.iter().copied().collect()),
@@ -196,7 +211,7 @@ impl Analyzer {
         })
     }
 
-    /// The Snowball language's name, as in [`LANGUAGES`].
+    /// The Snowball language's name, as in [`LANGUAGES`], or [`NO_STEMMING`].
     pub fn language(&self) -> &'static str {
         self.language
     }
@@ -305,6 +320,11 @@ impl Analyzer {
         end: usize,
         out: &mut Analyzed,
     ) {
+        if self.algorithm.is_none() {
+            // No stemming, no stopwords: the word as it is, and no cache.
+            out.push(fold(lower, self.prefix_fold), start, end, Script::Latin);
+            return;
+        }
         let entry = match stems.get(lower) {
             Some(entry) => entry,
             None => {
@@ -369,10 +389,13 @@ impl Analyzer {
     }
 
     fn stem_with_stemmer(&self, lower: &str) -> String {
+        let Some(algorithm) = self.algorithm else {
+            return lower.to_string();
+        };
         STEMMERS.with(|stemmers| {
             let mut stemmers = stemmers.borrow_mut();
             let stemmer =
-                stemmers[self.language_idx].get_or_insert_with(|| Stemmer::create(self.algorithm));
+                stemmers[self.language_idx].get_or_insert_with(|| Stemmer::create(algorithm));
             stemmer.stem(lower).into_owned()
         })
     }

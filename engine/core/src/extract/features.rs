@@ -30,6 +30,9 @@ pub struct SignalHit {
     /// Phrases of the condition's libraries found in its fields (at most 8,
     /// without repeats); empty when the condition names no library.
     pub keywords: Vec<Arc<str>>,
+    /// Occurrences this event adds: 1, or for a `count = "phrase"` signal
+    /// every phrase occurrence of its libraries in its fields.
+    pub count: u32,
 }
 
 /// A phrase of a library found in the event.
@@ -392,12 +395,13 @@ impl Extractor {
     ) -> Vec<SignalHit> {
         let mut signals = Vec::new();
         for (idx, signal) in defs.signals.iter().enumerate() {
-            if let Some(keywords) =
+            if let Some((keywords, phrases)) =
                 self.condition_holds(defs, idx as SignalIdx, &signal.when, event, contact)
             {
                 signals.push(SignalHit {
                     signal: idx as SignalIdx,
                     keywords,
+                    count: if signal.per_phrase { phrases } else { 1 },
                 });
             }
         }
@@ -467,6 +471,10 @@ impl Extractor {
     }
 
     fn open_keywords(&mut self, defs: &SignalSet, text: &str) -> Vec<TopicObs> {
+        if !defs.score.open_topics {
+            // Nothing asked for topics: no second analysis, no statistics.
+            return Vec::new();
+        }
         defs.analyzer.analyze(text, View::Words, &mut self.words);
         let keywords = self
             .doc_freq
@@ -492,7 +500,7 @@ impl Extractor {
         when: &Condition,
         event: &Event<'_>,
         contact: Option<&ContactObs>,
-    ) -> Option<Vec<Arc<str>>> {
+    ) -> Option<(Vec<Arc<str>>, u32)> {
         if !when.kinds.has(kind_bit(event.kind())) {
             return None;
         }
@@ -549,9 +557,11 @@ impl Extractor {
             }
         }
         let mut keywords: Vec<Arc<str>> = Vec::new();
+        let mut phrases = 0u32;
         if !when.libraries.is_empty() {
             for (library, field, phrase) in &self.field_hits {
                 if when.libraries.contains(library) && when.fields.contains(*field) {
+                    phrases += 1;
                     let text = &defs.matcher.phrase(*phrase).text;
                     if keywords.len() < MAX_KEYWORDS_PER_HIT
                         && !keywords.iter().any(|k| Arc::ptr_eq(k, text))
@@ -564,6 +574,6 @@ impl Extractor {
                 return None;
             }
         }
-        Some(keywords)
+        Some((keywords, phrases))
     }
 }

@@ -33,6 +33,9 @@ pub struct Phrase {
     pub text: Arc<str>,
     /// Parts of the phrase, separated by `…` gaps (1 for an ungapped phrase).
     pub n_parts: u8,
+    /// Whether a match right after a negation is dropped (its library's
+    /// `negation`).
+    pub negation: bool,
 }
 
 /// A phrase found in a text, with its token range (end exclusive).
@@ -103,7 +106,19 @@ impl<'a> PhraseMatcherBuilder<'a> {
     }
 
     /// Analyses a phrase and adds it; returns its index, or why it cannot match.
+    /// Matches right after a negation are dropped.
     pub fn add(&mut self, library: LibraryIdx, text: &str) -> Result<u32, PhraseProblem> {
+        self.add_with(library, text, true)
+    }
+
+    /// [`add`](Self::add), with `negation` saying whether matches right after
+    /// a negation are dropped.
+    pub fn add_with(
+        &mut self,
+        library: LibraryIdx,
+        text: &str,
+        negation: bool,
+    ) -> Result<u32, PhraseProblem> {
         let normalized = text.replace("...", "…");
         let parts: Vec<String> = normalized
             .split('…')
@@ -137,6 +152,7 @@ impl<'a> PhraseMatcherBuilder<'a> {
             library,
             text: text.into(),
             n_parts: parts.len() as u8,
+            negation,
         });
         Ok(phrase_idx)
     }
@@ -227,7 +243,7 @@ impl PhraseMatcher {
             for pattern in &self.patterns[m.pattern().as_usize()] {
                 let phrase = &self.phrases[pattern.phrase as usize];
                 if phrase.n_parts == 1 {
-                    if !negated(text, start_tok) {
+                    if !(phrase.negation && negated(text, start_tok)) {
                         hits.push(PhraseHit {
                             phrase: pattern.phrase,
                             start: start_tok,
@@ -261,8 +277,9 @@ impl PhraseMatcher {
             let group = &partials[i..j];
             let n_parts = self.phrases[phrase_idx as usize].n_parts;
             // Try each occurrence of part 0 as the anchor, greedily extending.
+            let negation = self.phrases[phrase_idx as usize].negation;
             for first in group.iter().filter(|p| p.1 == 0) {
-                if negated(text, first.2) {
+                if negation && negated(text, first.2) {
                     continue;
                 }
                 let mut end = first.3;
@@ -420,6 +437,28 @@ mod tests {
             &format!("{}solved our big problem", "solved ".repeat(20_000)),
             &["solved our … problem"],
         );
+    }
+
+    #[test]
+    fn without_negation_a_negated_match_counts_and_every_occurrence_is_a_hit() {
+        let analyzer = Analyzer::new("none", 0).unwrap();
+        let mut builder = PhraseMatcherBuilder::new(&analyzer);
+        for phrase in [
+            "pacs",
+            "integration",
+            "pacs integration",
+            "budget approved … soon",
+        ] {
+            builder.add_with(0, phrase, false).unwrap();
+        }
+        let matcher = builder.build();
+        let f = Fixture { analyzer, matcher };
+        // Nested and overlapping occurrences each count, as do negated ones.
+        f.check(
+            "no pacs integration, not pacs",
+            &["integration", "pacs", "pacs", "pacs integration"],
+        );
+        f.check("not budget approved yet, soon", &["budget approved … soon"]);
     }
 
     #[test]

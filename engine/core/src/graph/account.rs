@@ -277,6 +277,10 @@ pub struct SilenceState {
     pub contact: Option<Arc<str>>,
     /// Broken by inbound activity, or already fired.
     pub done: bool,
+    /// The account's events up to and including the start (for the rule's
+    /// `min_events`).
+    #[serde(default)]
+    pub events: u32,
 }
 
 /// A contact's title or presence changed with this observation.
@@ -438,8 +442,8 @@ impl AccountCore {
         let ts = obs.ts.millis();
         let def = &defs.signals[hit.signal as usize];
         let state = self.signal_state_mut(hit.signal);
-        state.value.add(ts, 1.0, def.half_life_ms);
-        state.total = state.total.saturating_add(1);
+        state.value.add(ts, f64::from(hit.count), def.half_life_ms);
+        state.total = state.total.saturating_add(hit.count);
         if def.retain_ms > 0 {
             state.record_occurrence(ts, obs.kind, def.retain_ms);
         }

@@ -648,23 +648,29 @@ fn step(
 ) {
     let ts = obs.ts.millis();
     let scored = has_threshold_rule && !obs.signals.is_empty();
-    let score_before = if scored {
-        score::score(defs, core, ts)
+    let sum_before = if scored {
+        score::raw_score(defs, core, ts)
     } else {
         0.0
     };
     let change = core.apply(defs, obs);
-    let score_after = if scored {
-        score::score(defs, core, ts)
+    let sum_after = if scored {
+        score::raw_score(defs, core, ts)
     } else {
-        score_before
+        sum_before
     };
+    let (score_before, score_after) = (
+        score::scale(defs, sum_before),
+        score::scale(defs, sum_after),
+    );
     let cx = Context {
         defs,
         obs,
         change: change.as_ref(),
         score_before,
         score_after,
+        sum_before,
+        sum_after,
     };
     firings.clear();
     rules::evaluate(&cx, core, firings, timers);

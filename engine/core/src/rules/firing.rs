@@ -83,6 +83,10 @@ pub struct Context<'a> {
     /// Score at the same time after it was applied; equals `score_before`
     /// when not computed.
     pub score_after: f64,
+    /// The raw weighted sum `S` at the observation's time, before it.
+    pub sum_before: f64,
+    /// The raw weighted sum `S` at the observation's time, after it.
+    pub sum_after: f64,
 }
 
 /// Evidence of the most contributing signals: their ids, latest events and

@@ -32,7 +32,9 @@ pub fn evaluate(
     for (idx, rule) in cx.defs.rules.iter().enumerate() {
         let idx = idx as RuleIdx;
         let firing = match &rule.kind {
-            RuleKind::Threshold { score } => threshold::evaluate(cx, core, idx, *score),
+            RuleKind::Threshold { score, on_sum } => {
+                threshold::evaluate(cx, core, idx, *score, *on_sum)
+            }
             RuleKind::Count {
                 signal,
                 at_least,
@@ -43,9 +45,17 @@ pub fn evaluate(
                 within_ms,
                 distinct_kinds,
             } => cooccurrence::evaluate(cx, core, idx, signals, *within_ms, *distinct_kinds),
-            RuleKind::Silence { start, silence_ms } => {
-                silence::observe(cx, core, idx, *start, *silence_ms, timers);
-                None
+            RuleKind::Silence {
+                start,
+                silence_ms,
+                min_events,
+            } => {
+                let settings = silence::Silence {
+                    start: *start,
+                    silence_ms: *silence_ms,
+                    min_events: *min_events,
+                };
+                silence::observe(cx, core, idx, settings, timers)
             }
             RuleKind::RoleChange => role_change::evaluate(cx, idx),
             RuleKind::AttrKeyword {

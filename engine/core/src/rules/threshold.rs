@@ -1,4 +1,5 @@
-//! Threshold rules: the score crosses a value upward with this observation.
+//! Threshold rules: the score (or the raw weighted sum) crosses a value
+//! upward with this observation.
 
 use super::firing::{top_evidence, Context, Firing};
 use crate::graph::AccountCore;
@@ -9,8 +10,14 @@ pub(super) fn evaluate(
     core: &AccountCore,
     rule: RuleIdx,
     threshold: f64,
+    on_sum: bool,
 ) -> Option<Firing> {
-    if !(cx.score_before < threshold && cx.score_after >= threshold) {
+    let (before, after) = if on_sum {
+        (cx.sum_before, cx.sum_after)
+    } else {
+        (cx.score_before, cx.score_after)
+    };
+    if !(before < threshold && after >= threshold) {
         return None;
     }
     let mut firing = Firing::new(rule, cx.obs, cx.obs.ts.millis().to_string());

@@ -16,5 +16,5 @@ pub use compile::{compile_sources, Source, PLACEHOLDERS};
 pub use error::{DefError, DefErrors};
 pub use set::{
     action_bit, crm_bit, kind_bit, AttrTest, Condition, FieldSet, Library, Mask, RuleDef, RuleIdx,
-    RuleKind, ScoreConfig, SignalDef, SignalIdx, SignalSet,
+    RuleKind, ScoreConfig, SignalDef, SignalIdx, SignalSet, SilenceStart,
 };

@@ -47,6 +47,9 @@ pub struct RawScore {
     pub scale: Option<Spanned<f64>>,
     /// Half-life of open topics' weight (default 30d).
     pub topic_half_life: Option<Spanned<String>>,
+    /// Whether e-mails and transcripts raise open topics (TF-IDF keywords
+    /// nobody listed); default true. Off, no document statistics are kept.
+    pub open_topics: Option<Spanned<bool>>,
 }
 
 /// `[contacts]`: how contacts are judged.
@@ -69,6 +72,9 @@ pub struct RawLibrary {
     pub description: Option<String>,
     /// The phrases, matched after analysis.
     pub phrases: Spanned<Vec<Spanned<String>>>,
+    /// Whether a match right after a negation ("not", "no", 不 …) is
+    /// dropped; default true.
+    pub negation: Option<bool>,
 }
 
 /// A `[[signal]]` table.
@@ -85,6 +91,10 @@ pub struct RawSignal {
     pub half_life: Spanned<String>,
     /// Occurrences beyond which the signal adds no more to the score.
     pub cap: Option<Spanned<f64>>,
+    /// What one occurrence is: `event` (default: an event meeting the
+    /// condition counts once) or `phrase` (each phrase occurrence of the
+    /// condition's libraries counts, overlapping and nested ones included).
+    pub count: Option<Spanned<String>>,
     /// The conditions an event must meet.
     pub when: Spanned<RawCondition>,
 }
@@ -153,6 +163,9 @@ pub struct RawRule {
     pub reason: Spanned<String>,
     /// threshold: the score it fires on crossing upward.
     pub score_above: Option<Spanned<f64>>,
+    /// threshold: instead of the 0–100 score, the raw weighted sum `S` it
+    /// fires on crossing upward.
+    pub sum_above: Option<Spanned<f64>>,
     /// count: the signal counted.
     pub signal: Option<Spanned<String>>,
     /// count: occurrences needed.
@@ -167,6 +180,11 @@ pub struct RawRule {
     pub start: Option<Spanned<String>>,
     /// silence: how long without inbound activity.
     pub silence: Option<Spanned<String>>,
+    /// silence: instead of `start`, any event raising this signal starts
+    /// (and restarts) the count.
+    pub start_signal: Option<Spanned<String>>,
+    /// silence: fire only for accounts with at least this many events.
+    pub min_events: Option<Spanned<i64>>,
     /// attr_keyword: the numeric attribute.
     pub attr: Option<Spanned<String>>,
     /// attr_keyword: the value the attribute must exceed.

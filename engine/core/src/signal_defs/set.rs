@@ -30,6 +30,8 @@ pub struct Library {
     pub description: String,
     /// How many phrases it lists.
     pub n_phrases: usize,
+    /// Whether a match right after a negation is dropped.
+    pub negation: bool,
     /// The file it is defined in.
     pub file: PathBuf,
 }
@@ -162,6 +164,8 @@ pub struct SignalDef {
     pub cap: f64,
     /// When an event is an occurrence.
     pub when: Condition,
+    /// Each phrase occurrence counts (`count = "phrase"`), not each event.
+    pub per_phrase: bool,
     /// How long occurrence times must be kept for the rules that count them.
     pub retain_ms: i64,
 }
@@ -169,10 +173,14 @@ pub struct SignalDef {
 /// The condition of a trigger rule.
 #[derive(Debug, Clone)]
 pub enum RuleKind {
-    /// The score crosses `score` upward.
+    /// The score (or, with `on_sum`, the raw weighted sum) crosses `score`
+    /// upward.
     Threshold {
-        /// The score to cross.
+        /// The value to cross.
         score: f64,
+        /// Whether `score` is a raw sum `S` (`sum_above`) rather than a 0–100
+        /// score (`score_above`).
+        on_sum: bool,
     },
     /// At least `at_least` occurrences of `signal` within `within_ms`.
     Count {
@@ -196,10 +204,13 @@ pub enum RuleKind {
     /// After a CRM event of type `start`, no inbound customer activity for
     /// `silence_ms`.
     Silence {
-        /// The CRM event type the silence is counted from.
-        start: CrmType,
+        /// What starts (or restarts) the silence.
+        start: SilenceStart,
         /// How long without inbound customer activity.
         silence_ms: i64,
+        /// Fires only for accounts with at least this many events by the
+        /// start (0: any).
+        min_events: u32,
     },
     /// A contact in a decision role (before or after, per the
     /// `[contacts] decision_roles` library) changes title or leaves.
@@ -230,6 +241,16 @@ impl RuleKind {
     }
 }
 
+/// What starts a silence rule's count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SilenceStart {
+    /// A CRM event of this type (`start`).
+    Crm(CrmType),
+    /// Any event that raises this signal (`start_signal`); each one restarts
+    /// the count from its time.
+    Signal(SignalIdx),
+}
+
 /// A trigger rule and the action it recommends.
 #[derive(Debug, Clone)]
 pub struct RuleDef {
@@ -256,6 +277,8 @@ pub struct ScoreConfig {
     pub scale: f64,
     /// Half-life of the weight of open topics in the graph.
     pub topic_half_life_ms: f64,
+    /// Whether open topics are extracted at all (`[score] open_topics`).
+    pub open_topics: bool,
 }
 
 /// The compiled, validated definitions the core runs on.

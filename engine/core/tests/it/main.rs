@@ -7,6 +7,7 @@
 
 mod analyzer;
 mod caps;
+mod peer_features;
 mod properties;
 mod schema;
 mod signal_defs;

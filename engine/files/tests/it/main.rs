@@ -3,6 +3,7 @@
 //! Fixtures and signal definitions are read from the workspace root.
 
 mod golden;
+mod peer_job;
 mod reorder;
 
 use std::path::{Path, PathBuf};

@@ -35,6 +35,7 @@ pub(super) fn libraries(
                 industry: lib.industry.as_ref().map(|i| i.get_ref().as_str().into()),
                 description: lib.description.clone().unwrap_or_default(),
                 n_phrases: lib.phrases.get_ref().len(),
+                negation: lib.negation.unwrap_or(true),
                 file: source.path.clone(),
             });
         }
@@ -67,7 +68,7 @@ fn add_phrases(
             );
             continue;
         }
-        match builder.add(idx, text) {
+        match builder.add_with(idx, text, lib.negation.unwrap_or(true)) {
             Ok(_) => warn_if_reduced(cx, at, phrase, &analysed),
             Err(PhraseProblem::EmptyAfterAnalysis) => at.err(cx, phrase, empty(text)),
         }
@@ -115,6 +116,7 @@ pub(super) fn inline_library(
         industry: None,
         description: format!("inline phrases of signal {signal_id}"),
         n_phrases: phrases.len(),
+        negation: true,
         file: at.source.path.clone(),
     });
     idx

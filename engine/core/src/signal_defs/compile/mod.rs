@@ -176,7 +176,7 @@ mod tests {
         let got = check(&sources);
         assert_eq!(got.len(), 2, "{got:#?}");
         let expected = "a.toml:3: unknown field `wieght`, expected one of `id`, `description`, \
-                        `weight`, `half_life`, `cap`, `when`";
+                        `weight`, `half_life`, `cap`, `count`, `when`";
         assert_eq!(got[0], expected);
         assert_eq!(got[1], "c.toml:4: unknown signal 'nobody'");
         // A syntax error is placed at its line too.

@@ -14,7 +14,9 @@ use crate::event::CrmType;
 use crate::extract::matcher::LibraryIdx;
 use crate::graph::account::MAX_OCCURRENCES;
 use crate::signal_defs::raw::RawRule;
-use crate::signal_defs::{DefError, Library, RuleDef, RuleKind, SignalDef, SignalIdx};
+use crate::signal_defs::{
+    DefError, Library, RuleDef, RuleKind, SignalDef, SignalIdx, SilenceStart,
+};
 use crate::time::parse_duration_ms;
 
 /// What rules may refer to, known once signals and libraries are compiled.
@@ -105,14 +107,18 @@ type Validator = fn(&mut Compiler, &Rule<'_>) -> Option<RuleKind>;
 /// Each kind of rule: its name, the kind-specific fields it uses, and its
 /// validator.
 const KINDS: [(&str, &[&str], Validator); 6] = [
-    ("threshold", &["score_above"], threshold),
+    ("threshold", &["score_above", "sum_above"], threshold),
     ("count", &["signal", "at_least", "within"], count),
     (
         "cooccurrence",
         &["signals", "within", "distinct_kinds"],
         cooccurrence,
     ),
-    ("silence", &["start", "silence"], silence),
+    (
+        "silence",
+        &["start", "start_signal", "silence", "min_events"],
+        silence,
+    ),
     ("role_change", &[], role_change),
     (
         "attr_keyword",
@@ -226,6 +232,7 @@ fn set_fields(r: &RawRule) -> Vec<(&'static str, usize)> {
     }
     [
         ("score_above", at(&r.score_above)),
+        ("sum_above", at(&r.sum_above)),
         ("signal", at(&r.signal)),
         ("at_least", at(&r.at_least)),
         ("within", at(&r.within)),
@@ -233,6 +240,8 @@ fn set_fields(r: &RawRule) -> Vec<(&'static str, usize)> {
         ("distinct_kinds", at(&r.distinct_kinds)),
         ("start", at(&r.start)),
         ("silence", at(&r.silence)),
+        ("start_signal", at(&r.start_signal)),
+        ("min_events", at(&r.min_events)),
         ("attr", at(&r.attr)),
         ("above", at(&r.above)),
         ("libraries", at(&r.libraries)),
@@ -256,17 +265,31 @@ fn refuse_unused_fields(cx: &mut Compiler, at: &At<'_>, r: &RawRule, allowed: &[
     }
 }
 
-/// `threshold`: `score_above` in [0, 100).
+/// `threshold`: `score_above` in [0, 100), or `sum_above`, a raw sum.
 fn threshold(cx: &mut Compiler, rule: &Rule<'_>) -> Option<RuleKind> {
-    match &rule.raw.score_above {
-        Some(s) if (0.0..100.0).contains(s.get_ref()) => Some(RuleKind::Threshold {
+    match (&rule.raw.score_above, &rule.raw.sum_above) {
+        (Some(_), Some(s)) => {
+            rule.at
+                .err(cx, s, "sum_above: give score_above or sum_above, not both");
+            None
+        }
+        (Some(s), None) if (0.0..100.0).contains(s.get_ref()) => Some(RuleKind::Threshold {
             score: *s.get_ref(),
+            on_sum: false,
         }),
-        Some(s) => {
+        (Some(s), None) => {
             rule.at.err(cx, s, "score_above: must be in [0, 100)");
             None
         }
-        None => {
+        (None, Some(s)) if s.get_ref().is_finite() => Some(RuleKind::Threshold {
+            score: *s.get_ref(),
+            on_sum: true,
+        }),
+        (None, Some(s)) => {
+            rule.at.err(cx, s, "sum_above: must be a finite number");
+            None
+        }
+        (None, None) => {
             rule.missing(cx, "score_above");
             None
         }
@@ -335,19 +358,15 @@ fn cooccurrence(cx: &mut Compiler, rule: &Rule<'_>) -> Option<RuleKind> {
 /// `silence`: a CRM event type to `start` from and a `silence` duration.
 fn silence(cx: &mut Compiler, rule: &Rule<'_>) -> Option<RuleKind> {
     let r = rule.raw;
-    let start = match &r.start {
-        Some(s) => {
-            let parsed = CrmType::parse(s.get_ref());
-            if parsed.is_none() {
-                let message = format!("start: unknown CRM event type '{}'", s.get_ref());
-                rule.at.err(cx, s, message);
-            }
-            parsed
-        }
-        None => {
-            rule.missing(cx, "start");
+    let start = silence_start(cx, rule);
+    let min_events = match &r.min_events {
+        Some(n) if (0..=i64::from(u32::MAX)).contains(n.get_ref()) => Some(*n.get_ref() as u32),
+        Some(n) => {
+            rule.at
+                .err(cx, n, "min_events: must be a count (0 or more)");
             None
         }
+        None => Some(0),
     };
     let silence_ms = match &r.silence {
         Some(s) => cx.positive_duration(rule.at, s, "silence"),
@@ -359,7 +378,34 @@ fn silence(cx: &mut Compiler, rule: &Rule<'_>) -> Option<RuleKind> {
     Some(RuleKind::Silence {
         start: start?,
         silence_ms: silence_ms?,
+        min_events: min_events?,
     })
+}
+
+/// A silence's `start` (a CRM event type) or `start_signal` (a known
+/// signal): exactly one of them.
+fn silence_start(cx: &mut Compiler, rule: &Rule<'_>) -> Option<SilenceStart> {
+    let r = rule.raw;
+    match (&r.start, &r.start_signal) {
+        (Some(_), Some(s)) => {
+            rule.at
+                .err(cx, s, "start_signal: give start or start_signal, not both");
+            None
+        }
+        (Some(s), None) => {
+            let parsed = CrmType::parse(s.get_ref());
+            if parsed.is_none() {
+                let message = format!("start: unknown CRM event type '{}'", s.get_ref());
+                rule.at.err(cx, s, message);
+            }
+            parsed.map(SilenceStart::Crm)
+        }
+        (None, Some(s)) => rule.signal_ref(cx, s).map(SilenceStart::Signal),
+        (None, None) => {
+            rule.missing(cx, "start");
+            None
+        }
+    }
 }
 
 /// `role_change`: no fields, but a decision-role library must exist.
@@ -502,8 +548,9 @@ when = { kinds = ["email"] }
     #[test]
     fn each_kind_compiles_to_its_values() {
         let cases: &[(&str, &str)] = &[
-            ("kind = \"threshold\"\nscore_above = 70.0", "Threshold { score: 70.0 }"),
-            ("kind = \"threshold\"\nscore_above = 0.0", "Threshold { score: 0.0 }"),
+            ("kind = \"threshold\"\nscore_above = 70.0", "Threshold { score: 70.0, on_sum: false }"),
+            ("kind = \"threshold\"\nscore_above = 0.0", "Threshold { score: 0.0, on_sum: false }"),
+            ("kind = \"threshold\"\nsum_above = 10.0", "Threshold { score: 10.0, on_sum: true }"),
             (
                 "kind = \"count\"\nsignal = \"b\"\nat_least = 64\nwithin = \"2h\"",
                 "Count { signal: 1, at_least: 64, within_ms: 7200000 }",
@@ -518,7 +565,7 @@ when = { kinds = ["email"] }
             ),
             (
                 "kind = \"silence\"\nstart = \"first_touch\"\nsilence = \"48h\"",
-                "Silence { start: FirstTouch, silence_ms: 172800000 }",
+                "Silence { start: Crm(FirstTouch), silence_ms: 172800000, min_events: 0 }",
             ),
             ("kind = \"role_change\"", "RoleChange"),
             (
@@ -667,9 +714,9 @@ when = { kinds = ["email"] }
             "fields of other kinds, in field order, and `within` still checked",
             "kind = \"threshold\"\nscore_above = 1.0\nlibraries = [\"shops\"]\nwithin = \"-1d\"\nsignal = \"a\"",
             &[
-                ("signal =", "signal: not used by rules of kind threshold (it takes score_above)"),
-                ("within", "within: not used by rules of kind threshold (it takes score_above)"),
-                ("libraries", "libraries: not used by rules of kind threshold (it takes score_above)"),
+                ("signal =", "signal: not used by rules of kind threshold (it takes score_above, sum_above)"),
+                ("within", "within: not used by rules of kind threshold (it takes score_above, sum_above)"),
+                ("libraries", "libraries: not used by rules of kind threshold (it takes score_above, sum_above)"),
                 ("within", "within: must be positive, got '-1d'"),
             ],
         ),

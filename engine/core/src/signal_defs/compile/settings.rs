@@ -5,7 +5,7 @@
 use toml::Spanned;
 
 use super::context::{library_idx, At, Compiler, Files, Source};
-use crate::extract::analyzer::{Analyzer, LANGUAGES};
+use crate::extract::analyzer::{Analyzer, LANGUAGES, NO_STEMMING};
 use crate::extract::matcher::LibraryIdx;
 use crate::signal_defs::raw::{RawAnalyzer, RawContacts, RawScore};
 use crate::signal_defs::{Library, ScoreConfig};
@@ -87,7 +87,7 @@ pub(super) fn analyzer(cx: &mut Compiler, section: Section<'_, RawAnalyzer>) -> 
                     cx,
                     l,
                     format!(
-                        "language: unknown stemming language '{name}' (known: {})",
+                        "language: unknown stemming language '{name}' (known: {}; or {NO_STEMMING} for no stemming and no stopwords)",
                         known.join(", ")
                     ),
                 );
@@ -115,6 +115,7 @@ pub(super) fn score(cx: &mut Compiler, section: Section<'_, RawScore>) -> ScoreC
     let mut score = ScoreConfig {
         scale: DEFAULT_SCALE,
         topic_half_life_ms: parse_duration_ms(DEFAULT_TOPIC_HALF_LIFE).unwrap() as f64,
+        open_topics: true,
     };
     let Some((source, s)) = section else {
         return score;
@@ -131,6 +132,9 @@ pub(super) fn score(cx: &mut Compiler, section: Section<'_, RawScore>) -> ScoreC
         if let Some(ms) = cx.positive_duration(&at, h, "topic_half_life") {
             score.topic_half_life_ms = ms as f64;
         }
+    }
+    if let Some(open) = &s.get_ref().open_topics {
+        score.open_topics = *open.get_ref();
     }
     score
 }
@@ -317,10 +321,31 @@ mod tests {
         let text = "[analyzer]\nlanguage = \"klingon\"\n";
         let message = "language: unknown stemming language 'klingon' (known: arabic, danish, \
                        dutch, english, finnish, french, german, greek, hungarian, italian, \
-                       norwegian, portuguese, romanian, russian, spanish, swedish, tamil, turkish)";
+                       norwegian, portuguese, romanian, russian, spanish, swedish, tamil, turkish; \
+                       or none for no stemming and no stopwords)";
         assert_eq!(
             errors(text),
             [(line(text, "language"), message.to_string())]
+        );
+    }
+
+    #[test]
+    fn language_none_neither_stems_nor_drops_stopwords() {
+        use crate::extract::analyzer::{Analyzed, View};
+        use crate::signal_defs::{compile_sources, Source};
+        let source = Source {
+            path: "engine.toml".into(),
+            text: "[analyzer]\nlanguage = \"none\"\nprefix_fold = 0\n".into(),
+        };
+        let set = compile_sources(&[source]).unwrap();
+        assert_eq!(set.analyzer.language(), "none");
+        let mut out = Analyzed::default();
+        set.analyzer
+            .analyze("The Pricing of PET/CT it's running", View::Match, &mut out);
+        let keys: Vec<&str> = out.iter_keys().collect();
+        assert_eq!(
+            keys,
+            ["the", "pricing", "of", "pet", "ct", "it", "s", "running"]
         );
     }
 

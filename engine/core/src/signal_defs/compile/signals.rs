@@ -81,7 +81,17 @@ fn signal_def(
         .positive_duration(at, &s.half_life, "half_life")
         .unwrap_or(1);
     let cap = cap(cx, at, &s.cap);
+    let per_phrase = per_phrase(cx, at, &s.count);
     let when = condition(cx, at, id, s.when.get_ref(), libraries, builder);
+    if per_phrase && when.libraries.is_empty() {
+        if let Some(count) = &s.count {
+            at.err(
+                cx,
+                count,
+                "count: \"phrase\" needs phrases (libraries or phrases in when)",
+            );
+        }
+    }
     if cx.errors.len() > errors_before {
         return None;
     }
@@ -92,8 +102,25 @@ fn signal_def(
         half_life_ms: half_life_ms as f64,
         cap,
         when,
+        per_phrase,
         retain_ms: 0,
     })
+}
+
+/// `count`: `event` (the default) or `phrase`.
+fn per_phrase(cx: &mut Compiler, at: &At<'_>, count: &Option<Spanned<String>>) -> bool {
+    match count.as_ref().map(|c| (c, c.get_ref().as_str())) {
+        None | Some((_, "event")) => false,
+        Some((_, "phrase")) => true,
+        Some((c, other)) => {
+            at.err(
+                cx,
+                c,
+                format!("count: '{other}' is not one of event, phrase"),
+            );
+            false
+        }
+    }
 }
 
 /// `cap`: a positive number, [`DEFAULT_CAP`] when not given.
