@@ -18,7 +18,7 @@ use std::collections::{BTreeMap, BinaryHeap};
 use std::hash::{Hash, Hasher};
 use std::sync::Arc;
 
-use rustc_hash::FxHasher;
+use rustc_hash::{FxHashMap, FxHasher};
 use serde::Serialize;
 
 use crate::actions::{render, Action};
@@ -113,8 +113,13 @@ pub struct Pipeline {
     graph: IntentGraph,
     extractor: Extractor,
     dedupe: IdDedupe,
-    /// Pending silence timers: (deadline, account, rule), earliest first.
+    /// Pending silence timers: (deadline, account, rule), earliest first. A
+    /// silence restarted later than a queued entry is not queued again: the
+    /// entry, when due, is moved on to the silence's current deadline, so
+    /// the heap holds about one entry per armed silence, not one per event.
     timers: BinaryHeap<Reverse<(i64, AccountIdx, RuleIdx)>>,
+    /// The earliest queued deadline of each (account, silence rule).
+    queued: FxHashMap<(AccountIdx, RuleIdx), i64>,
     /// Accounts with pending observations, by their newest observation time.
     pending: BinaryHeap<Reverse<(i64, AccountIdx)>>,
     /// Next account the background sweep prunes.
@@ -139,6 +144,7 @@ impl Pipeline {
             graph: IntentGraph::default(),
             extractor: Extractor::new(),
             timers: BinaryHeap::new(),
+            queued: FxHashMap::default(),
             pending: BinaryHeap::new(),
             sweep_cursor: 0,
             max_ts: i64::MIN,
@@ -179,6 +185,12 @@ impl Pipeline {
     /// advanced to); `None` before any event.
     pub fn watermark(&self) -> Option<Timestamp> {
         (self.watermark != i64::MIN).then_some(Timestamp(self.watermark))
+    }
+
+    /// Silence timers queued (about one per armed silence, however often
+    /// each was restarted).
+    pub fn queued_timers(&self) -> usize {
+        self.timers.len()
     }
 
     /// The earliest pending silence-timer deadline, if any: an edge with a
@@ -438,9 +450,20 @@ impl Pipeline {
     }
 
     fn schedule(&mut self, idx: AccountIdx) {
-        for timer in self.new_timers.drain(..) {
-            self.timers.push(Reverse((timer.deadline, idx, timer.rule)));
+        for timer in std::mem::take(&mut self.new_timers) {
+            self.queue_timer(idx, timer);
         }
+    }
+
+    /// Queues a silence timer unless an entry no later is queued already
+    /// (that entry moves on to the current deadline when it comes due).
+    fn queue_timer(&mut self, idx: AccountIdx, timer: SilenceTimer) {
+        let key = (idx, timer.rule);
+        if self.queued.get(&key).is_some_and(|&q| q <= timer.deadline) {
+            return;
+        }
+        self.queued.insert(key, timer.deadline);
+        self.timers.push(Reverse((timer.deadline, idx, timer.rule)));
     }
 
     fn advance_watermark(&mut self, watermark: i64, out: &mut Vec<Action>) {
@@ -492,7 +515,27 @@ impl Pipeline {
                 break;
             }
             self.timers.pop();
+            if self.queued.get(&(idx, rule)) == Some(&deadline) {
+                self.queued.remove(&(idx, rule));
+            }
             let entry = self.graph.entry_mut(idx);
+            let current = entry
+                .core
+                .existing_rule_state(rule)
+                .and_then(|s| s.silence.as_ref())
+                .filter(|s| !s.done)
+                .map(|s| s.deadline);
+            if let Some(later) = current.filter(|&d| d > deadline) {
+                // Restarted since this entry was queued: move it on.
+                self.queue_timer(
+                    idx,
+                    SilenceTimer {
+                        rule,
+                        deadline: later,
+                    },
+                );
+                continue;
+            }
             let timer = SilenceTimer { rule, deadline };
             if let Some(firing) = fire_silence(&defs, &mut entry.core, timer) {
                 // Keep the checkpoints in step, so a replay does not re-arm it.
@@ -612,9 +655,16 @@ impl Pipeline {
         }
         self.pending.clear();
         let timers: Vec<_> = std::mem::take(&mut self.timers).into_vec();
+        self.queued.clear();
         for Reverse((deadline, idx, rule)) in timers {
             if let Some(new_rule) = rule_map.get(rule as usize).copied().flatten() {
-                self.timers.push(Reverse((deadline, idx, new_rule)));
+                self.queue_timer(
+                    idx,
+                    SilenceTimer {
+                        rule: new_rule,
+                        deadline,
+                    },
+                );
             }
         }
         self.has_threshold_rule = has_threshold(&defs);

@@ -123,6 +123,24 @@ fn the_silence_restarts_with_every_event_and_needs_two_events() {
 }
 
 #[test]
+fn a_thousand_restarts_queue_one_timer_and_it_fires_at_the_last_deadline() {
+    let mut p = pipeline();
+    for i in 0..1_000 {
+        email(&mut p, &format!("a{i}"), "a", T0 + i * 60_000, "hello");
+    }
+    assert!(
+        p.queued_timers() <= 2,
+        "{} timers queued",
+        p.queued_timers()
+    );
+    let last = T0 + 999 * 60_000;
+    let mut out = Vec::new();
+    p.advance_to(Timestamp(last + 49 * HOUR), &mut out);
+    assert_eq!(fired(&out), [("absence", last + 48 * HOUR)]);
+    assert_eq!(p.queued_timers(), 0);
+}
+
+#[test]
 fn a_restart_after_an_elapsed_deadline_fires_the_silence_first() {
     let mut p = pipeline();
     email(&mut p, "a1", "a", T0, "hello");
