@@ -56,6 +56,8 @@ pub(super) struct Compiler {
     pub(super) warnings: Vec<DefError>,
     /// Ids of signals refused for their own errors (already reported).
     pub(super) broken_signals: Vec<String>,
+    /// `[score] open_topics = false`: a `{topics}` placeholder renders empty.
+    pub(super) topics_off: bool,
 }
 
 /// Where we are while checking one file.
@@ -196,6 +198,12 @@ impl Compiler {
                         "{field}: unknown placeholder {{{name}}} (known: {})",
                         PLACEHOLDERS.join(", ")
                     ),
+                );
+            } else if name == "topics" && self.topics_off {
+                at.warn(
+                    self,
+                    text,
+                    format!("{field}: {{topics}} is always empty: [score] open_topics = false"),
                 );
             }
             rest = &after[close + 1..];

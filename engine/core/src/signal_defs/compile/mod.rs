@@ -66,6 +66,7 @@ fn compile(cx: &mut Compiler, files: &Files<'_>, version: String) -> Option<Sign
     let found = settings::find(cx, files);
     let analyzer = settings::analyzer(cx, found.analyzer);
     let score = settings::score(cx, found.score);
+    cx.topics_off = !score.open_topics;
 
     let mut builder = PhraseMatcherBuilder::new(&analyzer);
     let mut libraries = libraries::libraries(cx, files, &mut builder);
@@ -122,6 +123,21 @@ mod tests {
     use super::context::testing::{compiled, line};
     use super::{compile_sources, version_of, Source};
     use crate::signal_defs::shipped::signal_set;
+
+    #[test]
+    fn a_topics_placeholder_without_open_topics_is_warned_about_with_its_line() {
+        let text = "[score]\nopen_topics = false\n\n[[signal]]\nid = \"s\"\nweight = 1.0\nhalf_life = \"7d\"\n[signal.when]\nkinds = [\"web\"]\n\n[[rule]]\nid = \"r\"\nkind = \"count\"\nsignal = \"s\"\nat_least = 1\nwithin = \"1d\"\nrecommendation = \"talk about {topics}\"\nreason = \"{account}\"\n";
+        let set = compile_sources(&[Source {
+            path: "d.toml".into(),
+            text: text.into(),
+        }])
+        .unwrap();
+        let warnings: Vec<String> = set.warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(
+            warnings,
+            ["d.toml:17: recommendation: {topics} is always empty: [score] open_topics = false"]
+        );
+    }
 
     fn source(path: &str, text: &str) -> Source {
         Source {
