@@ -1,6 +1,9 @@
 //! Memory probe: replays a JSON-lines stream from stdin through the pipeline
 //! and reports resident memory per account, with the bytes the allocator
-//! holds live for comparison.
+//! holds live for comparison, and the heap allocations the pipeline makes
+//! per event (reading, decoding, processing; the allocator counts every
+//! `alloc` and `realloc`). `--signals DIR` replays under other definitions
+//! (e.g. `benches/peer-job/signal-defs`).
 //!
 //! ```sh
 //! cargo build --release -p intent-cli -p benches
@@ -10,7 +13,7 @@
 
 use std::alloc::{GlobalAlloc, Layout};
 use std::io::BufReader;
-use std::sync::atomic::{AtomicIsize, Ordering};
+use std::sync::atomic::{AtomicIsize, AtomicU64, Ordering};
 
 use benches::{rss_bytes, shipped_defs};
 use intent_core::{Pipeline, PipelineConfig};
@@ -20,11 +23,14 @@ use intent_files::replay::replay_reader;
 struct Counting;
 
 static LIVE: AtomicIsize = AtomicIsize::new(0);
+/// Allocations and reallocations made.
+static ALLOCS: AtomicU64 = AtomicU64::new(0);
 
 // SAFETY: forwards every call to mimalloc unchanged; only counts sizes.
 unsafe impl GlobalAlloc for Counting {
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         LIVE.fetch_add(layout.size() as isize, Ordering::Relaxed);
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
         unsafe { mimalloc::MiMalloc.alloc(layout) }
     }
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
@@ -36,6 +42,7 @@ unsafe impl GlobalAlloc for Counting {
             new_size as isize - layout.size() as isize,
             Ordering::Relaxed,
         );
+        ALLOCS.fetch_add(1, Ordering::Relaxed);
         unsafe { mimalloc::MiMalloc.realloc(ptr, layout, new_size) }
     }
 }
@@ -44,7 +51,15 @@ unsafe impl GlobalAlloc for Counting {
 static GLOBAL: Counting = Counting;
 
 fn main() {
-    let defs = shipped_defs();
+    let mut args = std::env::args().skip(1);
+    let defs = match (args.next().as_deref(), args.next()) {
+        (Some("--signals"), Some(dir)) => std::sync::Arc::new(
+            intent_files::load_dir(std::path::Path::new(&dir))
+                .unwrap_or_else(|e| panic!("{dir}: {e}")),
+        ),
+        (None, _) => shipped_defs(),
+        _ => panic!("usage: memory [--signals DIR] < events.jsonl"),
+    };
     let config = PipelineConfig {
         // Ids are remembered for idempotency; that memory is reported apart
         // (about 24 bytes per remembered id).
@@ -54,6 +69,7 @@ fn main() {
     let mut pipeline = Pipeline::new(defs, config);
     let before = rss_bytes().unwrap_or(0);
     let live_before = LIVE.load(Ordering::Relaxed);
+    let allocs_before = ALLOCS.load(Ordering::Relaxed);
     let stdin = std::io::stdin();
     let mut n_actions = 0usize;
     let n_events = replay_reader(
@@ -65,6 +81,7 @@ fn main() {
         |_| {},
     )
     .expect("reading stdin");
+    let allocs = ALLOCS.load(Ordering::Relaxed) - allocs_before;
     let mut out = Vec::new();
     pipeline.finish(&mut out);
     drop(out);
@@ -83,6 +100,10 @@ fn main() {
     }
     let per = |x: f64| x / accounts.max(1) as f64;
     println!("{n_events} events, {n_actions} actions, {accounts} accounts");
+    println!(
+        "heap allocations: {allocs} = {:.2} per event",
+        allocs as f64 / n_events.max(1) as f64
+    );
     println!(
         "per account: {:.1} contacts, {:.1} signals, {:.1} topics",
         per(contacts as f64),
