@@ -232,44 +232,37 @@ pub fn consumer_plan(config: &ServeConfig, subjects: &Subjects) -> pull::Config 
     }
 }
 
+/// Collects the fields whose wanted and held values differ.
+#[derive(Default)]
+struct Mismatches(Vec<Mismatch>);
+
+impl Mismatches {
+    /// Compares two values as they print.
+    fn shown(&mut self, field: &'static str, want: String, got: String) {
+        if want != got {
+            self.0.push(Mismatch { field, want, got });
+        }
+    }
+
+    /// Compares two values by their `Debug` form.
+    fn debug<T: fmt::Debug>(&mut self, field: &'static str, want: &T, got: &T) {
+        self.shown(field, format!("{want:?}"), format!("{got:?}"));
+    }
+}
+
 /// Fields of a stream configuration the engine relies on that differ
 /// between what it asked for and what the server holds.
 pub fn stream_mismatches(want: &stream::Config, got: &stream::Config) -> Vec<Mismatch> {
-    let mut out = Vec::new();
-    let mut check = |field: &'static str, want: String, got: String| {
-        if want != got {
-            out.push(Mismatch { field, want, got });
-        }
-    };
-    check(
-        "subjects",
-        format!("{:?}", want.subjects),
-        format!("{:?}", got.subjects),
-    );
-    check(
-        "retention",
-        format!("{:?}", want.retention),
-        format!("{:?}", got.retention),
-    );
-    check(
-        "storage",
-        format!("{:?}", want.storage),
-        format!("{:?}", got.storage),
-    );
-    check(
-        "discard",
-        format!("{:?}", want.discard),
-        format!("{:?}", got.discard),
-    );
-    check(
-        "max_age",
-        format!("{:?}", want.max_age),
-        format!("{:?}", got.max_age),
-    );
-    check(
+    let mut m = Mismatches::default();
+    m.debug("subjects", &want.subjects, &got.subjects);
+    m.debug("retention", &want.retention, &got.retention);
+    m.debug("storage", &want.storage, &got.storage);
+    m.debug("discard", &want.discard, &got.discard);
+    m.debug("max_age", &want.max_age, &got.max_age);
+    m.debug(
         "duplicate_window",
-        format!("{:?}", want.duplicate_window),
-        format!("{:?}", got.duplicate_window),
+        &want.duplicate_window,
+        &got.duplicate_window,
     );
     // The server reports "no limit" as -1 whatever the request said.
     let limit = |n: i64| {
@@ -279,68 +272,39 @@ pub fn stream_mismatches(want: &stream::Config, got: &stream::Config) -> Vec<Mis
             n.to_string()
         }
     };
-    check(
+    m.shown(
         "max_msgs_per_subject",
         limit(want.max_messages_per_subject),
         limit(got.max_messages_per_subject),
     );
-    check(
-        "num_replicas",
-        want.num_replicas.to_string(),
-        got.num_replicas.to_string(),
-    );
-    out
+    m.debug("num_replicas", &want.num_replicas, &got.num_replicas);
+    m.0
 }
 
 /// Same for the consumer.
 pub fn consumer_mismatches(want: &pull::Config, got: &consumer::Config) -> Vec<Mismatch> {
-    let mut out = Vec::new();
-    let mut check = |field: &'static str, want: String, got: String| {
-        if want != got {
-            out.push(Mismatch { field, want, got });
-        }
-    };
-    check(
-        "durable_name",
-        format!("{:?}", want.durable_name),
-        format!("{:?}", got.durable_name),
-    );
-    check(
-        "deliver_policy",
-        format!("{:?}", want.deliver_policy),
-        format!("{:?}", got.deliver_policy),
-    );
-    check(
-        "ack_policy",
-        format!("{:?}", want.ack_policy),
-        format!("{:?}", got.ack_policy),
-    );
-    check(
-        "ack_wait",
-        format!("{:?}", want.ack_wait),
-        format!("{:?}", got.ack_wait),
-    );
-    check(
-        "max_deliver",
-        want.max_deliver.to_string(),
-        got.max_deliver.to_string(),
-    );
-    check(
+    let mut m = Mismatches::default();
+    m.debug("durable_name", &want.durable_name, &got.durable_name);
+    m.debug("deliver_policy", &want.deliver_policy, &got.deliver_policy);
+    m.debug("ack_policy", &want.ack_policy, &got.ack_policy);
+    m.debug("ack_wait", &want.ack_wait, &got.ack_wait);
+    m.debug("max_deliver", &want.max_deliver, &got.max_deliver);
+    m.debug(
         "max_ack_pending",
-        want.max_ack_pending.to_string(),
-        got.max_ack_pending.to_string(),
+        &want.max_ack_pending,
+        &got.max_ack_pending,
     );
-    check(
+    m.shown(
         "filter_subject",
         want.filter_subject.clone(),
         got.filter_subject.clone(),
     );
-    check(
+    m.shown(
         "push (deliver_subject)",
         "none".into(),
         got.deliver_subject.clone().unwrap_or_else(|| "none".into()),
     );
-    out
+    m.0
 }
 
 /// Whether the stream is verified: every field the engine relies on as it

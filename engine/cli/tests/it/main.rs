@@ -7,28 +7,7 @@ mod cli;
 mod report;
 mod tune;
 
-use std::path::{Path, PathBuf};
-use std::sync::{Arc, OnceLock};
+#[path = "../../../test_support.rs"]
+mod support;
 
-use intent_core::signal_defs::SignalSet;
-
-/// The workspace root (two levels above this crate).
-pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .expect("engine/<crate> is two levels below the root")
-        .to_path_buf()
-}
-
-/// The shipped signal definitions, loaded once.
-pub fn shipped_defs() -> Arc<SignalSet> {
-    static DEFS: OnceLock<Arc<SignalSet>> = OnceLock::new();
-    DEFS.get_or_init(|| {
-        Arc::new(
-            intent_files::load_dir(&root().join("signal-defs"))
-                .unwrap_or_else(|e| panic!("shipped signal-defs refused:\n{e}")),
-        )
-    })
-    .clone()
-}
+pub use support::root;

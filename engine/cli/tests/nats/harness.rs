@@ -16,13 +16,7 @@ use async_nats::jetstream;
 use futures_util::StreamExt;
 use serde_json::Value;
 
-pub fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .ancestors()
-        .nth(2)
-        .expect("engine/cli is two levels below the root")
-        .to_path_buf()
-}
+pub use crate::support::root;
 
 fn server_bin() -> String {
     std::env::var("NATS_SERVER_BIN").unwrap_or_else(|_| "nats-server".into())

@@ -6,6 +6,8 @@
 //! with the wrong configuration is refused.
 
 mod harness;
+#[path = "../../../test_support.rs"]
+mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;

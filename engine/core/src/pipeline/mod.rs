@@ -704,15 +704,17 @@ fn step(
         0.0
     };
     let change = core.apply(defs, obs);
-    let sum_after = if scored {
-        score::raw_score(defs, core, ts)
+    // The sums and scores only matter to threshold rules; 0 when not scored.
+    let (sum_after, score_before, score_after) = if scored {
+        let sum_after = score::raw_score(defs, core, ts);
+        (
+            sum_after,
+            score::scale(defs, sum_before),
+            score::scale(defs, sum_after),
+        )
     } else {
-        sum_before
+        (sum_before, 0.0, 0.0)
     };
-    let (score_before, score_after) = (
-        score::scale(defs, sum_before),
-        score::scale(defs, sum_after),
-    );
     let cx = Context {
         defs,
         obs,

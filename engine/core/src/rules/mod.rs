@@ -45,16 +45,8 @@ pub fn evaluate(
                 within_ms,
                 distinct_kinds,
             } => cooccurrence::evaluate(cx, core, idx, signals, *within_ms, *distinct_kinds),
-            RuleKind::Silence {
-                start,
-                silence_ms,
-                min_events,
-            } => {
-                let settings = silence::Silence {
-                    start: *start,
-                    silence_ms: *silence_ms,
-                    min_events: *min_events,
-                };
+            RuleKind::Silence { .. } => {
+                let settings = silence::Silence::of(&rule.kind).expect("a silence rule");
                 silence::observe(cx, core, idx, settings, timers)
             }
             RuleKind::RoleChange => role_change::evaluate(cx, idx),

@@ -12,7 +12,7 @@
 
 use super::firing::{Context, Firing, Vars};
 use crate::graph::{AccountCore, SilenceState};
-use crate::signal_defs::{RuleIdx, SignalSet, SilenceStart};
+use crate::signal_defs::{RuleIdx, RuleKind, SignalSet, SilenceStart};
 
 /// A timer to schedule: fire `rule` for the account at `deadline`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,6 +29,24 @@ pub(super) struct Silence {
     pub(super) start: SilenceStart,
     pub(super) silence_ms: i64,
     pub(super) min_events: u32,
+}
+
+impl Silence {
+    /// The settings of a silence rule; `None` for another kind.
+    pub(super) fn of(kind: &RuleKind) -> Option<Silence> {
+        match *kind {
+            RuleKind::Silence {
+                start,
+                silence_ms,
+                min_events,
+            } => Some(Silence {
+                start,
+                silence_ms,
+                min_events,
+            }),
+            _ => None,
+        }
+    }
 }
 
 /// Whether the observation starts the rule's silence.
@@ -120,29 +138,14 @@ pub fn fire_silence(
     timer: SilenceTimer,
 ) -> Option<Firing> {
     let rule = &defs.rules[timer.rule as usize];
-    let crate::signal_defs::RuleKind::Silence {
-        start,
-        silence_ms,
-        min_events,
-    } = rule.kind
-    else {
-        return None;
-    };
+    let settings = Silence::of(&rule.kind)?;
     let state = core.rule_state(timer.rule);
     let silence = state.silence.as_mut()?;
     if silence.done || silence.deadline != timer.deadline {
         return None;
     }
     silence.done = true;
-    let firing = firing(
-        timer.rule,
-        silence,
-        Silence {
-            start,
-            silence_ms,
-            min_events,
-        },
-    )?;
+    let firing = firing(timer.rule, silence, settings)?;
     if let Some(last) = state.last_fired {
         if timer.deadline.abs_diff(last) < rule.cooldown_ms.unsigned_abs() {
             return None;
